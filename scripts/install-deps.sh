@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install every Debian package moat needs to build, test and run.
+# Idempotent: packages already present are skipped by apt.
+set -eu
+PKGS="build-essential pkg-config bc bison flex libelf-dev libssl-dev xz-utils cpio kmod \
+ linux-source-6.12 \
+ libseccomp-dev libyajl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
+ libcgroup-dev libcmocka-dev qemu-system-x86 busybox-static \
+ iproute2 procps psmisc util-linux jq"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends $missing
+else
+    echo "install-deps: all packages present"
+fi
