@@ -204,6 +204,13 @@ char *oci_tree_to_json (yajl_val v);
 void oci_tree_set_string (yajl_val v, const char *s);
 /* Removes key from object v if present. */
 void oci_tree_remove_key (yajl_val obj, const char *key);
+/* A new string node (malloc'd, like yajl's own; free with yajl_tree_free). */
+yajl_val oci_tree_new_string (const char *s);
+/* Sets obj[key] = value (replacing an existing value, else appending); takes
+ * ownership of value. */
+void oci_tree_object_set (yajl_val obj, const char *key, yajl_val value);
+/* Removes and frees element index of an array (no-op if out of range). */
+void oci_tree_array_remove (yajl_val arr, size_t index);
 
 #define cleanup_oci_config __attribute__ ((cleanup (oci_cleanup_config)))
 static inline void

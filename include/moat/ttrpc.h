@@ -66,10 +66,10 @@ int ttrpc_call (struct ttrpc_client *c, const char *service, const char *method,
                 moat_error_t *err);
 
 /* --- server --- */
-/* A handler gets the unpacked request and returns a response message it
- * allocated (freed by the server with the descriptor's free or
- * protobuf_c_message_free_unpacked, see ttrpc_method.resp_is_unpacked), or fails
- * with *err (errno_ selects the status code). */
+/* A handler gets the unpacked request (owned and freed by the server) and
+ * returns a response message it allocated, freed by the server with
+ * ttrpc_free_response (see there), or fails with *err (errno_ selects the
+ * status code, the message goes to the client as is). */
 typedef int (*ttrpc_handler_fn) (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err);
 struct ttrpc_method {
         const char *name;
@@ -88,11 +88,14 @@ struct ttrpc_service {
  * responses with malloc and protobuf-c init macros and the server frees them
  * through ttrpc_free_response (fields freed recursively like unpacked
  * messages: strings, bytes, repeated fields and sub-messages must be
- * malloc'd). */
+ * malloc'd; a string may also be the INIT macros' protobuf_c_empty_string,
+ * singular or repeated). */
 void ttrpc_free_response (ProtobufCMessage *m);
 
 /* Serves requests on fd until EOF or error; closes fd. Thread-safe writes;
- * blocking methods get their own threads. Returns 0 at EOF. */
+ * blocking methods get their own threads. Returns 0 at EOF. A blocking
+ * handler may still run after ttrpc_serve returns (the fd is closed when the
+ * last one finishes), so services and ctx must outlive those handlers. */
 int ttrpc_serve (int fd, const struct ttrpc_service *services, size_t n_services, void *ctx, moat_error_t *err);
 
 #endif

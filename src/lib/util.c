@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -229,10 +228,10 @@ mkdir_p (const char *path, int mode, moat_error_t *err)
 }
 
 static int
-rm_rf_at (int dirfd, const char *name, dev_t dev, moat_error_t *err)
+rm_rf_at (int parentfd, const char *name, dev_t dev, moat_error_t *err)
 {
         struct stat st;
-        if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (fstatat (parentfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno == ENOENT)
                         return 0;
                 return moat_make_error (err, errno, "stat %s", name);
@@ -244,7 +243,7 @@ rm_rf_at (int dirfd, const char *name, dev_t dev, moat_error_t *err)
                 if (st.st_dev != dev)
                         return moat_make_error (err, EBUSY,
                                                 "refusing to remove %s: another filesystem is mounted there", name);
-                fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                fd = openat (parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         return moat_make_error (err, errno, "open %s", name);
                 d = fdopendir (fd);
@@ -261,13 +260,13 @@ rm_rf_at (int dirfd, const char *name, dev_t dev, moat_error_t *err)
                         }
                 }
                 closedir (d);
-                if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                if (unlinkat (parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
                         return moat_make_error (err, errno, "rmdir %s", name);
                 return 0;
         }
         if (st.st_dev != dev)
                 return moat_make_error (err, EBUSY, "refusing to remove %s: a file is mounted there", name);
-        if (unlinkat (dirfd, name, 0) < 0 && errno != ENOENT)
+        if (unlinkat (parentfd, name, 0) < 0 && errno != ENOENT)
                 return moat_make_error (err, errno, "unlink %s", name);
         return 0;
 }
