@@ -36,11 +36,11 @@ AGENT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard agent/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
-PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent
+PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan
-all: $(PROGRAMS) $(INITRAMFS)
+.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan
+all: $(PROGRAMS) $(INITRAMFS) probes
 
 deps:
 	./scripts/install-deps.sh
@@ -76,6 +76,36 @@ $(B)/moat-agent: $(AGENT_OBJS) $(B)/libmoat.a
 
 $(INITRAMFS): $(B)/moat-agent scripts/mkinitramfs.sh
 	./scripts/mkinitramfs.sh $(B)/moat-agent $@
+
+# moat-vmm (src/vmm) is not in libmoat.a: its objects except main.o make
+# libmoat-vmm.a, which the test_vmm_* unit tests link too.
+VMM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out src/vmm/main.c,$(wildcard src/vmm/*.c)))
+PROBES := $(patsubst tests/probe/%.c,$(B)/probe/%.elf,$(filter-out tests/probe/lib.c,$(wildcard tests/probe/*.c)))
+PROBE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -ffreestanding -fno-pic -fno-pie \
+	-fno-stack-protector -mgeneral-regs-only -mno-red-zone -mno-sse -fcf-protection=none \
+	-nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -Wl,-T,tests/probe/probe.ld
+
+$(B)/libmoat-vmm.a: $(VMM_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/moat-vmm: $(B)/obj/src/vmm/main.o $(B)/libmoat-vmm.a $(B)/libmoat.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(HOST_LIBS)
+
+$(B)/tests/test_vmm_%: tests/unit/test_vmm_%.c $(B)/libmoat-vmm.a $(B)/libmoat.a
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmoat-vmm.a $(B)/libmoat.a $(HOST_LIBS) -lcmocka
+
+# Probe guests: freestanding 64-bit programs booted like a vmlinux.
+$(B)/probe/%.elf: tests/probe/%.c tests/probe/entry.S tests/probe/lib.c tests/probe/probe.h tests/probe/probe.ld
+	@mkdir -p $(dir $@)
+	$(CC) $(PROBE_CFLAGS) -o $@ tests/probe/entry.S tests/probe/lib.c $<
+
+probes: $(PROBES)
+
+check-vmm: $(B)/moat-vmm $(PROBES) $(filter $(B)/tests/test_vmm_%,$(UNIT_BINS))
+	@set -e; for t in $(filter $(B)/tests/test_vmm_%,$(UNIT_BINS)); do CMOCKA_MESSAGE_OUTPUT=TAP $$t; done
+	bash tests/integration/vmm.sh
 
 guest:
 	./guest-kernel-config/build.sh $(B)/vmlinux

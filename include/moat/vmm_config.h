@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat-vmm's configuration: from the command line and/or a JSON file
+ * (command-line options given after --config override the file). */
+#ifndef MOAT_VMM_CONFIG_H
+#define MOAT_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moat/error.h"
+#include "moat/vmm.h"
+
+struct vmm_config {
+        char *kernel;
+        char *initrd;
+        char *cmdline;
+        uint64_t memory_mib;
+        int cpus;
+        char *serial_log; /* NULL or "-": stdout */
+        bool serial_stdin;
+        bool rng; /* virtio-rng (entropy) device */
+        bool debug;
+        struct vmm_cpuid_mask *masks;
+        size_t nmasks;
+};
+
+void vmm_config_init (struct vmm_config *c);
+void vmm_config_free (struct vmm_config *c);
+/* JSON: {"kernel": "...", "initrd": "...", "cmdline": "...", "memory_mib": 256,
+ * "cpus": 2, "serial_log": "-", "serial_stdin": false,
+ * "cpuid_mask": ["0x1:ecx:0x20"], "devices": [{"type": "rng"}]}.
+ * Unknown keys are errors. */
+int vmm_config_load_json (struct vmm_config *c, const char *text, moat_error_t *err);
+int vmm_config_add_mask (struct vmm_config *c, const char *spec, moat_error_t *err);
+/* Checks the result: kernel given, sizes in range. */
+int vmm_config_validate (const struct vmm_config *c, moat_error_t *err);
+
+#endif

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* virtio-mmio transport, version 2 (virtio 1.x, section 4.2.2), over the
+ * split virtqueues of moat/virtqueue.h. The guest's QueueNotify writes reach
+ * the event loop through KVM ioeventfds (one per queue, data-matched on the
+ * queue index); used-buffer interrupts go out through a KVM irqfd. The
+ * device is announced on the kernel command line as
+ * virtio_mmio.device=4K@<base>:<irq>. */
+#ifndef MOAT_VMM_VIRTIO_H
+#define MOAT_VMM_VIRTIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "moat/error.h"
+#include "moat/virtqueue.h"
+
+#define VMM_VIRTIO_MAX_QUEUES 8
+
+/* Register offsets. */
+enum {
+        VIRTIO_MMIO_MAGIC = 0x000,
+        VIRTIO_MMIO_VERSION = 0x004,
+        VIRTIO_MMIO_DEVICE_ID = 0x008,
+        VIRTIO_MMIO_VENDOR_ID = 0x00c,
+        VIRTIO_MMIO_DEVICE_FEATURES = 0x010,
+        VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014,
+        VIRTIO_MMIO_DRIVER_FEATURES = 0x020,
+        VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024,
+        VIRTIO_MMIO_QUEUE_SEL = 0x030,
+        VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034,
+        VIRTIO_MMIO_QUEUE_NUM = 0x038,
+        VIRTIO_MMIO_QUEUE_READY = 0x044,
+        VIRTIO_MMIO_QUEUE_NOTIFY = 0x050,
+        VIRTIO_MMIO_INTERRUPT_STATUS = 0x060,
+        VIRTIO_MMIO_INTERRUPT_ACK = 0x064,
+        VIRTIO_MMIO_STATUS = 0x070,
+        VIRTIO_MMIO_QUEUE_DESC_LOW = 0x080,
+        VIRTIO_MMIO_QUEUE_DESC_HIGH = 0x084,
+        VIRTIO_MMIO_QUEUE_DRIVER_LOW = 0x090,
+        VIRTIO_MMIO_QUEUE_DRIVER_HIGH = 0x094,
+        VIRTIO_MMIO_QUEUE_DEVICE_LOW = 0x0a0,
+        VIRTIO_MMIO_QUEUE_DEVICE_HIGH = 0x0a4,
+        VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc,
+        VIRTIO_MMIO_CONFIG = 0x100,
+};
+#define VIRTIO_MMIO_MAGIC_VALUE 0x74726976 /* "virt" */
+#define VIRTIO_MMIO_VENDOR 0x54414f4d      /* "MOAT" */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+#define VIRTIO_INT_VRING 1
+#define VIRTIO_INT_CONFIG 2
+#define VIRTIO_ID_RNG 4
+
+struct vmm_virtio_mmio;
+struct vmm_virtio_ops {
+        const char *name;
+        uint32_t device_id;
+        uint64_t features; /* VERSION_1 is added by the transport */
+        int nqueues;
+        uint16_t queue_max;
+        void (*config_read) (struct vmm_virtio_mmio *m, uint64_t off, uint8_t *data, uint32_t len);
+        /* Called with m->lock held when the driver kicks queue q. */
+        void (*queue_notify) (struct vmm_virtio_mmio *m, int q);
+        void (*reset) (struct vmm_virtio_mmio *m);
+        void (*free) (struct vmm_virtio_mmio *m);
+};
+
+struct vmm_virtio_queue {
+        struct moat_virtq vq;
+        uint32_t num;
+        bool ready;
+        int ioeventfd;
+        struct vmm_virtio_mmio *owner;
+        int index;
+};
+
+struct vmm_virtio_mmio {
+        pthread_mutex_t lock;
+        const struct vmm_virtio_ops *ops;
+        void *dev; /* the device's own state */
+        const struct moat_guest_mem *mem;
+        uint64_t base;
+        uint32_t irq;
+        char cmdline_arg[64];
+        uint64_t device_features, driver_features;
+        uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, config_generation;
+        struct vmm_virtio_queue q[VMM_VIRTIO_MAX_QUEUES];
+        int irqfd;
+        /* Raises the interrupt; default: write the irqfd. Tests replace it. */
+        void (*raise_irq) (struct vmm_virtio_mmio *m);
+        uint64_t interrupts; /* count, for tests and stats */
+        struct vmm_virtio_mmio *next;
+};
+
+/* Transport without KVM (unit tests): registers only. */
+void vmm_virtio_mmio_init (struct vmm_virtio_mmio *m, const struct vmm_virtio_ops *ops, void *dev,
+                           const struct moat_guest_mem *mem, uint64_t base, uint32_t irq);
+void vmm_virtio_mmio_io (void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+/* Sets the interrupt status bit and raises the interrupt. */
+void vmm_virtio_mmio_signal (struct vmm_virtio_mmio *m, uint32_t why);
+
+struct vmm;
+/* Places the device on the VM's MMIO bus with an ioeventfd per queue and an irqfd. */
+int vmm_virtio_mmio_attach (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err);
+void vmm_virtio_free_all (struct vmm *vm);
+
+/* virtio-rng (entropy) fed from getrandom(). */
+extern const struct vmm_virtio_ops vmm_virtio_rng_ops;
+struct vmm_virtio_mmio *vmm_virtio_rng_new (const struct moat_guest_mem *mem);
+int vmm_virtio_rng_attach (struct vmm *vm, struct vmm_virtio_mmio **out, moat_error_t *err);
+
+#endif

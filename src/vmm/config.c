@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat-vmm configuration from a JSON file (yajl tree). */
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "moat/util.h"
+#include "moat/vmm_config.h"
+
+void
+vmm_config_init (struct vmm_config *c)
+{
+        memset (c, 0, sizeof *c);
+        c->memory_mib = 128;
+        c->cpus = 1;
+}
+
+void
+vmm_config_free (struct vmm_config *c)
+{
+        free (c->kernel);
+        free (c->initrd);
+        free (c->cmdline);
+        free (c->serial_log);
+        free (c->masks);
+        memset (c, 0, sizeof *c);
+}
+
+int
+vmm_config_add_mask (struct vmm_config *c, const char *spec, moat_error_t *err)
+{
+        struct vmm_cpuid_mask m;
+        if (vmm_cpuid_mask_parse (spec, &m, err) < 0)
+                return -1;
+        c->masks = xrealloc (c->masks, (c->nmasks + 1) * sizeof *c->masks);
+        c->masks[c->nmasks++] = m;
+        return 0;
+}
+
+static void
+cleanup_yajl (yajl_val *v)
+{
+        if (*v)
+                yajl_tree_free (*v);
+}
+
+static int
+get_string (yajl_val v, const char *key, char **out, moat_error_t *err)
+{
+        if (!YAJL_IS_STRING (v))
+                return moat_make_error (err, 0, "`%s`: expected a string", key);
+        free (*out);
+        *out = xstrdup (YAJL_GET_STRING (v));
+        return 0;
+}
+
+static int
+get_uint (yajl_val v, const char *key, uint64_t max, uint64_t *out, moat_error_t *err)
+{
+        if (!YAJL_IS_INTEGER (v) || YAJL_GET_INTEGER (v) < 0 || (uint64_t)YAJL_GET_INTEGER (v) > max)
+                return moat_make_error (err, 0, "`%s`: expected an integer from 0 to %llu", key,
+                                        (unsigned long long)max);
+        *out = YAJL_GET_INTEGER (v);
+        return 0;
+}
+
+static int
+get_bool (yajl_val v, const char *key, bool *out, moat_error_t *err)
+{
+        if (!YAJL_IS_TRUE (v) && !YAJL_IS_FALSE (v))
+                return moat_make_error (err, 0, "`%s`: expected true or false", key);
+        *out = YAJL_IS_TRUE (v);
+        return 0;
+}
+
+static int
+load_devices (struct vmm_config *c, yajl_val v, moat_error_t *err)
+{
+        if (!YAJL_IS_ARRAY (v))
+                return moat_make_error (err, 0, "`devices`: expected an array");
+        for (size_t i = 0; i < v->u.array.len; i++) {
+                yajl_val d = v->u.array.values[i];
+                const char *path[] = {"type", NULL};
+                yajl_val t = YAJL_IS_OBJECT (d) ? yajl_tree_get (d, path, yajl_t_string) : NULL;
+                if (t == NULL)
+                        return moat_make_error (err, 0, "`devices[%zu]`: expected an object with a string `type`", i);
+                if (d->u.object.len != 1)
+                        return moat_make_error (err, 0, "`devices[%zu]`: only `type` is known", i);
+                const char *type = YAJL_GET_STRING (t);
+                if (type && strcmp (type, "rng") == 0)
+                        c->rng = true;
+                else
+                        return moat_make_error (err, 0, "`devices[%zu]`: unknown device type `%s`", i,
+                                                type ? type : "");
+        }
+        return 0;
+}
+
+int
+vmm_config_load_json (struct vmm_config *c, const char *text, moat_error_t *err)
+{
+        char ebuf[256] = "";
+        __attribute__ ((cleanup (cleanup_yajl))) yajl_val root = yajl_tree_parse (text, ebuf, sizeof ebuf);
+        if (root == NULL) {
+                ebuf[strcspn (ebuf, "\n")] = '\0'; /* yajl adds a multi-line pointer */
+                return moat_make_error (err, 0, "invalid JSON: %s", ebuf);
+        }
+        if (!YAJL_IS_OBJECT (root))
+                return moat_make_error (err, 0, "expected a JSON object");
+        for (size_t i = 0; i < root->u.object.len; i++) {
+                const char *k = root->u.object.keys[i];
+                yajl_val v = root->u.object.values[i];
+                uint64_t u = 0;
+                int r;
+                if (strcmp (k, "kernel") == 0)
+                        r = get_string (v, k, &c->kernel, err);
+                else if (strcmp (k, "initrd") == 0)
+                        r = get_string (v, k, &c->initrd, err);
+                else if (strcmp (k, "cmdline") == 0)
+                        r = get_string (v, k, &c->cmdline, err);
+                else if (strcmp (k, "serial_log") == 0)
+                        r = get_string (v, k, &c->serial_log, err);
+                else if (strcmp (k, "memory_mib") == 0) {
+                        r = get_uint (v, k, 1 << 20, &u, err);
+                        c->memory_mib = u;
+                } else if (strcmp (k, "cpus") == 0) {
+                        r = get_uint (v, k, VMM_MAX_CPUS, &u, err);
+                        c->cpus = u;
+                } else if (strcmp (k, "serial_stdin") == 0)
+                        r = get_bool (v, k, &c->serial_stdin, err);
+                else if (strcmp (k, "debug") == 0)
+                        r = get_bool (v, k, &c->debug, err);
+                else if (strcmp (k, "devices") == 0)
+                        r = load_devices (c, v, err);
+                else if (strcmp (k, "cpuid_mask") == 0) {
+                        if (!YAJL_IS_ARRAY (v))
+                                return moat_make_error (err, 0, "`cpuid_mask`: expected an array of strings");
+                        r = 0;
+                        for (size_t j = 0; r == 0 && j < v->u.array.len; j++) {
+                                if (!YAJL_IS_STRING (v->u.array.values[j]))
+                                        return moat_make_error (err, 0, "`cpuid_mask[%zu]`: expected a string", j);
+                                r = vmm_config_add_mask (c, YAJL_GET_STRING (v->u.array.values[j]), err);
+                        }
+                } else
+                        return moat_make_error (err, 0, "unknown key `%s`", k);
+                if (r < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int
+vmm_config_validate (const struct vmm_config *c, moat_error_t *err)
+{
+        if (c->kernel == NULL)
+                return moat_make_error (err, 0, "no kernel given (--kernel FILE)");
+        if (c->memory_mib < 2 || c->memory_mib > (1 << 20))
+                return moat_make_error (err, 0, "memory of %llu MiB: must be 2 to 1048576",
+                                        (unsigned long long)c->memory_mib);
+        if (c->cpus < 1 || c->cpus > VMM_MAX_CPUS)
+                return moat_make_error (err, 0, "%d vCPUs: must be 1 to %d", c->cpus, VMM_MAX_CPUS);
+        return 0;
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat-vmm legacy devices, buses, CPUID masks and configuration. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+#include <cmocka.h>
+
+#include "moat/util.h"
+#include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_dev.h"
+
+static int irq_level = -1, irq_changes;
+
+static void
+fake_irq (void *opaque, int level)
+{
+        irq_level = level;
+        irq_changes++;
+}
+
+static uint8_t
+rd (struct vmm_serial *s, int reg)
+{
+        uint8_t v;
+        vmm_serial_io (s, reg, &v, 1, false);
+        return v;
+}
+
+static void
+wr (struct vmm_serial *s, int reg, uint8_t v)
+{
+        vmm_serial_io (s, reg, &v, 1, true);
+}
+
+static void
+test_serial (void **state)
+{
+        int p[2];
+        assert_int_equal (pipe (p), 0);
+        struct vmm_serial s;
+        irq_level = -1;
+        vmm_serial_init (&s, p[1], fake_irq, NULL);
+        /* output goes to the fd */
+        wr (&s, 0, 'h');
+        wr (&s, 0, 'i');
+        char buf[4] = {0};
+        assert_int_equal (read (p[0], buf, 2), 2);
+        assert_string_equal (buf, "hi");
+        assert_true (rd (&s, 5) & 0x60); /* THRE | TEMT */
+        /* divisor latch */
+        wr (&s, 3, 0x80);
+        wr (&s, 0, 0x01);
+        wr (&s, 1, 0x00);
+        assert_int_equal (rd (&s, 0), 0x01);
+        wr (&s, 3, 0x03);
+        assert_int_equal (read (p[0], buf, 0), 0); /* the DLL write printed nothing */
+        /* scratch */
+        wr (&s, 7, 0x5a);
+        assert_int_equal (rd (&s, 7), 0x5a);
+        /* loopback, as Linux probes it: MCR = LOOP|OUT2|RTS -> MSR top nibble 0x90 */
+        wr (&s, 4, 0x1a);
+        assert_int_equal (rd (&s, 6) & 0xf0, 0x90);
+        wr (&s, 4, 0x08);
+        assert_int_equal (rd (&s, 6) & 0xf0, 0xb0);
+        /* THR-empty interrupt: raised when enabled, cleared by reading IIR */
+        irq_changes = 0;
+        wr (&s, 1, 0x02);
+        assert_int_equal (irq_level, 1);
+        assert_int_equal (rd (&s, 2) & 0x0f, 0x02);
+        assert_int_equal (irq_level, 0);
+        assert_int_equal (rd (&s, 2) & 0x0f, 0x01);
+        /* input: DR set, RDI raised, read drains it */
+        wr (&s, 1, 0x01);
+        assert_int_equal (vmm_serial_input (&s, (const uint8_t *)"ab", 2), 2);
+        assert_int_equal (irq_level, 1);
+        assert_true (rd (&s, 5) & 0x01);
+        assert_int_equal (rd (&s, 2) & 0x0f, 0x04);
+        assert_int_equal (rd (&s, 0), 'a');
+        assert_int_equal (rd (&s, 0), 'b');
+        assert_false (rd (&s, 5) & 0x01);
+        assert_int_equal (irq_level, 0);
+        /* the receive buffer is bounded */
+        uint8_t many[100];
+        memset (many, 'x', sizeof many);
+        assert_int_equal (vmm_serial_input (&s, many, sizeof many), SERIAL_RX_SIZE);
+        close (p[0]);
+        close (p[1]);
+}
+
+static void
+test_exit_codes (void **state)
+{
+        assert_int_equal (vmm_exit_status_code (0), VMM_EXIT_POWEROFF);
+        assert_int_equal (vmm_exit_status_code (1), 17);
+        assert_int_equal (vmm_exit_status_code (42), 58);
+        assert_int_equal (vmm_exit_status_code (111), 127);
+        assert_int_equal (vmm_exit_status_code (255), 127);
+}
+
+static int hits;
+static uint64_t last_off;
+static void
+fake_dev (void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+        hits++;
+        last_off = off;
+        if (!is_write)
+                memset (data, 0x11, len);
+}
+
+static void
+test_bus (void **state)
+{
+        cleanup_error moat_error_t err = NULL;
+        struct vmm_io_bus bus = {0};
+        assert_int_equal (vmm_bus_add (&bus, 0x3f8, 8, fake_dev, NULL, "serial", &err), 0);
+        assert_int_equal (vmm_bus_add (&bus, 0x3fc, 8, fake_dev, NULL, "other", &err), -1);
+        assert_non_null (strstr (err->msg, "overlaps serial"));
+        uint8_t d[4];
+        assert_true (vmm_bus_access (&bus, 0x3fd, d, 1, false));
+        assert_int_equal (last_off, 5);
+        assert_int_equal (d[0], 0x11);
+        assert_false (vmm_bus_access (&bus, 0x3ff, d, 4, false)); /* crosses the end */
+        assert_false (vmm_bus_access (&bus, 0x60, d, 1, false));
+        assert_int_equal (d[0], 0xff);
+        vmm_bus_free (&bus);
+}
+
+static void
+test_cpuid (void **state)
+{
+        cleanup_error moat_error_t err = NULL;
+        struct vmm_cpuid_mask m;
+        assert_int_equal (vmm_cpuid_mask_parse ("0x1:ecx:0x20", &m, &err), 0);
+        assert_int_equal (m.leaf, 1);
+        assert_int_equal (m.reg, 2);
+        assert_int_equal (m.clear, 0x20);
+        assert_int_equal (vmm_cpuid_mask_parse ("7:EBX:0xffffffff", &m, &err), 0);
+        assert_int_equal (m.reg, 1);
+        assert_int_equal (vmm_cpuid_mask_parse ("1:exx:1", &m, &err), -1);
+        assert_non_null (strstr (err->msg, "register `exx`"));
+        moat_error_release (&err);
+        assert_int_equal (vmm_cpuid_mask_parse ("1:ecx", &m, &err), -1);
+        moat_error_release (&err);
+
+        cleanup_free struct kvm_cpuid2 *c = xzalloc (sizeof *c + 3 * sizeof (struct kvm_cpuid_entry2));
+        c->nent = 3;
+        c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0xff00abcd, .ecx = 0x21};
+        c->entries[1] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 0};
+        c->entries[2] = (struct kvm_cpuid_entry2){.function = 7, .ebx = 0xffff};
+        struct vmm_cpuid_mask masks[] = {{1, 2, 0x20}, {7, 1, 0xff00}};
+        vmm_cpuid_fixup (c, 2, 4, masks, 2);
+        assert_int_equal (c->entries[0].ebx, 0x0204abcd);
+        assert_int_equal (c->entries[0].ecx, 0x80000001); /* bit 5 cleared, hypervisor bit set */
+        assert_int_equal (c->entries[1].edx, 2);
+        assert_int_equal (c->entries[2].ebx, 0x00ff);
+}
+
+static void
+test_config (void **state)
+{
+        cleanup_error moat_error_t err = NULL;
+        struct vmm_config c;
+        vmm_config_init (&c);
+        assert_int_equal (vmm_config_validate (&c, &err), -1);
+        assert_non_null (strstr (err->msg, "no kernel"));
+        moat_error_release (&err);
+        assert_int_equal (vmm_config_load_json (&c,
+                                                "{\"kernel\": \"/k\", \"memory_mib\": 512, \"cpus\": 2,"
+                                                " \"cmdline\": \"quiet\", \"cpuid_mask\": [\"1:ecx:1\"],"
+                                                " \"devices\": [{\"type\": \"rng\"}]}",
+                                                &err),
+                          0);
+        assert_string_equal (c.kernel, "/k");
+        assert_int_equal (c.memory_mib, 512);
+        assert_int_equal (c.cpus, 2);
+        assert_true (c.rng);
+        assert_int_equal (c.nmasks, 1);
+        assert_int_equal (vmm_config_validate (&c, &err), 0);
+        assert_int_equal (vmm_config_load_json (&c, "{\"kernal\": \"/k\"}", &err), -1);
+        assert_string_equal (err->msg, "unknown key `kernal`");
+        moat_error_release (&err);
+        assert_int_equal (vmm_config_load_json (&c, "{\"cpus\": 1000}", &err), -1);
+        assert_non_null (strstr (err->msg, "`cpus`"));
+        moat_error_release (&err);
+        assert_int_equal (vmm_config_load_json (&c, "{\"devices\": [{\"type\": \"gpu\"}]}", &err), -1);
+        assert_non_null (strstr (err->msg, "unknown device type `gpu`"));
+        moat_error_release (&err);
+        assert_int_equal (vmm_config_load_json (&c, "{\"kernel\": ", &err), -1);
+        assert_non_null (strstr (err->msg, "invalid JSON"));
+        vmm_config_free (&c);
+}
+
+int
+main (void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test (test_serial), cmocka_unit_test (test_exit_codes), cmocka_unit_test (test_bus),
+                cmocka_unit_test (test_cpuid),  cmocka_unit_test (test_config),
+        };
+        return cmocka_run_group_tests (tests, NULL, NULL);
+}

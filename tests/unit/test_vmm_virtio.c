@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* virtio-mmio transport registers and the virtio-rng device, driven the way
+ * a guest driver would, over fake guest memory (no KVM). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "moat/util.h"
+#include "moat/vmm_virtio.h"
+
+static uint8_t ram[1 << 16] __attribute__ ((aligned (4096)));
+static struct moat_guest_region region = {0, sizeof ram, ram, 0};
+static struct moat_guest_mem mem = {&region, 1};
+static int raised;
+
+static void
+fake_raise (struct vmm_virtio_mmio *m)
+{
+        raised++;
+}
+
+static uint32_t
+rd (struct vmm_virtio_mmio *m, uint32_t off)
+{
+        uint32_t v;
+        vmm_virtio_mmio_io (m, off, (uint8_t *)&v, 4, false);
+        return v;
+}
+
+static void
+wr (struct vmm_virtio_mmio *m, uint32_t off, uint32_t v)
+{
+        vmm_virtio_mmio_io (m, off, (uint8_t *)&v, 4, true);
+}
+
+static struct vmm_virtio_mmio *
+new_rng (void)
+{
+        struct vmm_virtio_mmio *m = vmm_virtio_rng_new (&mem);
+        m->raise_irq = fake_raise;
+        raised = 0;
+        return m;
+}
+
+static void
+free_rng (struct vmm_virtio_mmio *m)
+{
+        m->ops->free (m);
+        free (m);
+}
+
+static void
+negotiate (struct vmm_virtio_mmio *m, uint32_t lo, uint32_t hi)
+{
+        wr (m, VIRTIO_MMIO_STATUS, 0);
+        wr (m, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES, lo);
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES, hi);
+        wr (m, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+}
+
+static void
+test_identity (void **state)
+{
+        struct vmm_virtio_mmio *m = new_rng ();
+        assert_int_equal (rd (m, VIRTIO_MMIO_MAGIC), 0x74726976);
+        assert_int_equal (rd (m, VIRTIO_MMIO_VERSION), 2);
+        assert_int_equal (rd (m, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
+        wr (m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+        assert_int_equal (rd (m, VIRTIO_MMIO_DEVICE_FEATURES) & 1, 1); /* VERSION_1 */
+        wr (m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+        assert_int_equal (rd (m, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+        /* sub-word register access is ignored / reads zero */
+        uint8_t b = 0x55;
+        vmm_virtio_mmio_io (m, VIRTIO_MMIO_MAGIC, &b, 1, false);
+        assert_int_equal (b, 0);
+        free_rng (m);
+}
+
+static void
+test_features (void **state)
+{
+        struct vmm_virtio_mmio *m = new_rng ();
+        negotiate (m, 0, 0); /* legacy interface only: refused */
+        assert_false (rd (m, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+        negotiate (m, 1u << 5, 1); /* a feature we never offered */
+        assert_false (rd (m, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+        negotiate (m, 1u << MOAT_VIRTIO_F_EVENT_IDX, 1);
+        assert_true (rd (m, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+        /* features are frozen after FEATURES_OK */
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+        wr (m, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+        assert_int_equal (m->driver_features, (1ULL << 32) | (1ULL << MOAT_VIRTIO_F_EVENT_IDX));
+        wr (m, VIRTIO_MMIO_STATUS, 0);
+        assert_int_equal (rd (m, VIRTIO_MMIO_STATUS), 0);
+        assert_int_equal (m->driver_features, 0);
+        free_rng (m);
+}
+
+#define DESC 0x1000
+#define AVAIL 0x2000
+#define USED 0x3000
+#define BUF 0x4000
+
+static void
+setup_queue (struct vmm_virtio_mmio *m, uint32_t num)
+{
+        wr (m, VIRTIO_MMIO_QUEUE_SEL, 0);
+        wr (m, VIRTIO_MMIO_QUEUE_NUM, num);
+        wr (m, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
+        wr (m, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+        wr (m, VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
+        wr (m, VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
+        wr (m, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+static void
+test_rng_queue (void **state)
+{
+        struct vmm_virtio_mmio *m = new_rng ();
+        memset (ram, 0, sizeof ram);
+        negotiate (m, 0, 1);
+        wr (m, VIRTIO_MMIO_QUEUE_SEL, 5);
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_NUM_MAX), 0); /* no such queue */
+        wr (m, VIRTIO_MMIO_QUEUE_SEL, 0);
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+        setup_queue (m, 8);
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_READY), 1);
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_DESC_LOW), DESC);
+        /* layout is frozen while ready */
+        wr (m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x8000);
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_DESC_LOW), DESC);
+        wr (m, VIRTIO_MMIO_STATUS, 1 | 2 | 8 | 4);
+
+        /* one device-writable 128-byte buffer */
+        uint64_t addr = BUF;
+        uint32_t len = 128;
+        uint16_t flags = 2;
+        memcpy (ram + DESC, &addr, 8);
+        memcpy (ram + DESC + 8, &len, 4);
+        memcpy (ram + DESC + 12, &flags, 2);
+        uint16_t idx = 1, head = 0;
+        memcpy (ram + AVAIL + 4, &head, 2);
+        memcpy (ram + AVAIL + 2, &idx, 2);
+        wr (m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+
+        uint16_t used_idx;
+        uint32_t used_len;
+        memcpy (&used_idx, ram + USED + 2, 2);
+        memcpy (&used_len, ram + USED + 8, 4);
+        assert_int_equal (used_idx, 1);
+        assert_int_equal (used_len, 128);
+        int nonzero = 0;
+        for (int i = 0; i < 128; i++)
+                nonzero += ram[BUF + i] != 0;
+        assert_true (nonzero > 100);
+        assert_int_equal (ram[BUF + 128], 0); /* nothing past the buffer */
+        assert_int_equal (raised, 1);
+        assert_int_equal (rd (m, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_VRING);
+        wr (m, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_VRING);
+        assert_int_equal (rd (m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+
+        /* a descriptor pointing outside guest memory breaks the queue, not the VMM */
+        addr = sizeof ram - 16;
+        memcpy (ram + DESC, &addr, 8);
+        idx = 2;
+        memcpy (ram + AVAIL + 6, &head, 2);
+        memcpy (ram + AVAIL + 2, &idx, 2);
+        wr (m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+        memcpy (&used_idx, ram + USED + 2, 2);
+        assert_int_equal (used_idx, 1);
+        free_rng (m);
+}
+
+static void
+test_bad_queue (void **state)
+{
+        struct vmm_virtio_mmio *m = new_rng ();
+        negotiate (m, 0, 1);
+        setup_queue (m, 6); /* not a power of two */
+        assert_int_equal (rd (m, VIRTIO_MMIO_QUEUE_READY), 0);
+        assert_true (rd (m, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+        wr (m, VIRTIO_MMIO_STATUS, 0);
+        negotiate (m, 0, 1);
+        wr (m, VIRTIO_MMIO_QUEUE_NUM, 1024); /* above QueueNumMax: ignored */
+        assert_int_equal (m->q[0].num, 0);
+        free_rng (m);
+}
+
+int
+main (void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test (test_identity),
+                cmocka_unit_test (test_features),
+                cmocka_unit_test (test_rng_queue),
+                cmocka_unit_test (test_bad_queue),
+        };
+        return cmocka_run_group_tests (tests, NULL, NULL);
+}
