@@ -31,6 +31,7 @@ count() { # name logfile rc
 run_one() { # name command...
     local name=$1; shift
     local log=$logs/$name.log
+    mkdir -p "$(dirname "$log")"
     "$@" >"$log" 2>&1 </dev/null
     count "$name" "$log" $?
 }
