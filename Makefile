@@ -22,7 +22,7 @@ ALL_CFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(SAN) -MMD -MP
 
 HOST_LIBS := -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
 # The agent is static: it is the only program in the guest image.
-AGENT_LIBS := -static -lseccomp -lcap -lcgroup -lyajl_s -lprotobuf-c -lpthread
+AGENT_LIBS := -static -lseccomp -lcap -lyajl_s -lprotobuf-c -lpthread
 
 PROTOS := $(wildcard proto/*.proto)
 PB_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat-agent internals: the guest's PID 1, which serves the agent API and
+ * creates the containers. Shared by the agent sources only. */
+#ifndef MOAT_AGENT_H
+#define MOAT_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "moat/error.h"
+#include "moat/oci.h"
+
+#define AGENT_TTRPC_PORT 1024
+#define AGENT_STDIO_PORT 1025
+#define AGENT_SHARE_TAG "moatshare"
+#define AGENT_SHARE_DIR "/run/moat/share"
+#define AGENT_STDIO_WAIT_MS 10000
+
+/* --- log.c: "moat-agent: ..." lines on stderr (the console in the guest) --- */
+extern int agent_debug_enabled;
+void agent_log (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void agent_debug (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* --- process table (process.c) ---
+ * Every container process the agent started is in the table. One reaper
+ * thread collects every child (PID 1 duty) with waitpid(-1) and records the
+ * status of the processes it knows. Spawners hold the reap lock from fork
+ * until the new pid is registered, so a process can never be reaped before
+ * the table knows it. */
+enum container_state { CONTAINER_CREATED, CONTAINER_RUNNING, CONTAINER_STOPPED };
+
+struct agent_process {
+        struct agent_process *next;
+        char *exec_id; /* "-" for the container's init */
+        pid_t pid;
+        bool exited;
+        int wait_status; /* raw waitpid status */
+        int tty_master;  /* -1 without a terminal */
+        int tty_conn;    /* our copy of the "tty" connection (the relay has its own) */
+        int stdin_fd;    /* our copy of the stdin connection (CloseStdin), -1 */
+};
+
+struct agent_container {
+        struct agent_container *next;
+        char *id;
+        struct oci_config *config;
+        char *rootfs;      /* absolute path of the rootfs */
+        char *cgroup_path; /* absolute cgroupfs directory, NULL: none */
+        enum container_state state;
+        bool paused;
+        bool removing; /* invisible to lookups, still reaped */
+        int sync_fd;   /* to the held init until StartContainer, -1 */
+        int refs;      /* handlers using it (RemoveContainer waits for 0) */
+        struct agent_process *init;
+        struct agent_process *execs;
+};
+
+extern pthread_mutex_t agent_lock; /* protects the container table and processes */
+extern pthread_cond_t agent_cond;  /* broadcast when a process exits or a table changes */
+extern pthread_mutex_t agent_reap_lock;
+
+int agent_reaper_start (moat_error_t *err);
+/* under agent_lock */
+struct agent_container *agent_container_find (const char *id);
+struct agent_process *agent_process_find (struct agent_container *c, const char *exec_id);
+void agent_container_add (struct agent_container *c);
+void agent_container_unlink (struct agent_container *c);
+void agent_container_free (struct agent_container *c);
+void agent_process_free (struct agent_process *p);
+/* Shell-style status: code, or 128+n when killed by signal n. */
+int agent_status_code (int wait_status, bool *signaled, int *sig);
+/* Waits (agent_lock held) until p exited; returns 0, or -1 on timeout (timeout_ms >= 0). */
+int agent_process_wait_locked (struct agent_container *c, struct agent_process *p, int timeout_ms);
+
+/* --- container.c --- */
+struct agent_stdio {
+        int fd[3];     /* stdin, stdout, stderr; -1 = /dev/null (no terminal) */
+        bool terminal; /* the process gets a pty; the master comes back in *tty_master */
+        unsigned rows, cols;
+};
+
+/* Creates the container's init: namespaces, cgroup, rootfs, everything up to
+ * the execve, which waits for agent_container_start. */
+int agent_container_create (const char *id, const char *config_json, const char *bundle_dir, struct agent_stdio *stdio,
+                            struct agent_container **out, int *tty_master, moat_error_t *err);
+int agent_container_start (struct agent_container *c, moat_error_t *err);
+/* Runs a process in a created or running container (ExecProcess). */
+int agent_container_exec (struct agent_container *c, const char *exec_id, const char *process_json,
+                          struct agent_stdio *stdio, pid_t *pid_out, int *tty_master, moat_error_t *err);
+/* Kills everything in the container and waits for it (timeout_ms). */
+int agent_container_kill_all (struct agent_container *c, int sig, moat_error_t *err);
+
+/* --- spawn.c: the clone + child side --- */
+struct spawn_request {
+        struct oci_config *config;   /* container config (namespaces, seccomp...) */
+        struct oci_process *process; /* what to run */
+        const char *rootfs;          /* absolute */
+        const char *cgroup_path;     /* NULL: stay in the agent's cgroup */
+        const char *bundle_dir;      /* relative bind sources resolve here; may be NULL */
+        pid_t join_pid;              /* exec: enter this process's namespaces; 0: create */
+        struct agent_stdio *stdio;
+        bool hold; /* wait for a START message before execve */
+};
+/* On success *pid is registered in the table as a process of c (under
+ * agent_lock, with exec_id), *sync_fd is the held child's sync socket (when
+ * hold) and *tty_master the pty master (when terminal). */
+int agent_spawn (struct spawn_request *r, struct agent_container *c, const char *exec_id, pid_t *pid, int *sync_fd,
+                 int *tty_master, moat_error_t *err);
+/* Releases a held child: it execs. Returns the exec error if any. */
+int agent_spawn_release (int sync_fd, moat_error_t *err);
+
+/* --- seccomp.c --- */
+int agent_seccomp_load (struct oci_seccomp *s, moat_error_t *err);
+/* Compiles the filter without loading it: errors show at create time. */
+int agent_seccomp_check (struct oci_seccomp *s, moat_error_t *err);
+/* --- caps.c --- */
+int agent_caps_drop_bounding (struct oci_caps *caps, moat_error_t *err);
+int agent_caps_apply (struct oci_caps *caps, moat_error_t *err);
+
+/* --- cgroup.c --- */
+/* Root of the cgroup2 hierarchy: MOAT_AGENT_CGROUP_ROOT or /sys/fs/cgroup. */
+const char *agent_cgroup_root (void);
+int agent_cgroup_create (const char *id, struct oci_config *cfg, char **path_out, moat_error_t *err);
+int agent_cgroup_apply (const char *path, struct oci_resources *r, moat_error_t *err);
+int agent_cgroup_enter (const char *path, pid_t pid, moat_error_t *err);
+int agent_cgroup_freeze (const char *path, bool frozen, moat_error_t *err);
+int agent_cgroup_pids (const char *path, pid_t **pids, size_t *n, moat_error_t *err);
+int agent_cgroup_kill (const char *path, int sig, moat_error_t *err);
+int agent_cgroup_destroy (const char *path, moat_error_t *err);
+int agent_cgroup_read_u64 (const char *path, const char *file, const char *key, uint64_t *out);
+
+/* --- stdio.c --- */
+int agent_stdio_serve (int listen_fd);
+/* Claims the parked streams for (cid, exec_id): waits up to AGENT_STDIO_WAIT_MS. */
+int agent_stdio_claim (const char *cid, const char *exec_id, bool terminal, bool want_in, bool want_out, bool want_err,
+                       int fds[4], moat_error_t *err);
+/* Starts relaying a pty master <-> the tty connection (p->tty_master/tty_conn). */
+int agent_tty_relay_start (struct agent_process *p, moat_error_t *err);
+
+/* --- server.c --- */
+int agent_server_run (moat_error_t *err);
+
+/* --- init.c --- */
+bool agent_is_pid1 (void);
+int agent_init_system (bool switched, char **argv, moat_error_t *err);
+void agent_poweroff (bool reboot_);
+
+/* --- standalone.c --- */
+int agent_standalone (const char *bundle, const char *id);
+
+#endif
