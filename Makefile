@@ -28,7 +28,7 @@ PROTOS := $(wildcard proto/*.proto)
 PB_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
 PB_H := $(PB_C:.c=.h)
 
-LIB_SRCS := $(wildcard src/lib/*.c src/virtio/*.c src/vsock/*.c)
+LIB_SRCS := $(wildcard src/lib/*.c src/virtio/*.c src/vsock/*.c src/p9/*.c)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PB_C))
 CLI_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/cli/*.c))
 VSOCKD_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/vsockd/*.c))

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "moat/error.h"
 #include "moat/virtqueue.h"
@@ -45,6 +46,10 @@ enum {
  * mapped PROT_NONE in between. */
 int vmm_mem_layout (uint64_t mem_size, struct moat_guest_region *regions, size_t *nregions, moat_error_t *err);
 int vmm_mem_alloc (struct moat_guest_mem *mem, uint64_t mem_size, moat_error_t *err);
+/* The same layout backed by a memfd mapped MAP_SHARED (to hand guest RAM to
+ * vhost-user backends): region i sits at file offset = the sizes of the
+ * regions before it. *fd gets the memfd (close-on-exec). */
+int vmm_mem_alloc_memfd (struct moat_guest_mem *mem, uint64_t mem_size, int *fd, moat_error_t *err);
 void vmm_mem_free (struct moat_guest_mem *mem);
 /* Bytes of RAM below 4 GiB. */
 uint64_t vmm_mem_low_end (const struct moat_guest_mem *mem);
@@ -123,6 +128,15 @@ struct vmm {
         uint64_t next_mmio;
         bool debug;
         struct vmm_virtio_mmio *virtio; /* list of virtio-mmio devices */
+        bool use_memfd;                 /* set before vmm_open: guest RAM from a memfd */
+        int mem_fd;                     /* that memfd, -1 without */
+        /* Called by vmm_run once every thread exists and before any vCPU
+         * enters the guest (seccomp). Failing stops the VM with an error. */
+        int (*confine) (struct vmm *vm, moat_error_t *err);
+        pthread_mutex_t go_lock; /* vCPUs wait for `go` before the first KVM_RUN */
+        pthread_cond_t go_cond;
+        bool go;
+        int parked; /* vCPU threads waiting for `go` */
 };
 
 int vmm_open (struct vmm *vm, uint64_t mem_size, int ncpus, moat_error_t *err);
@@ -134,6 +148,21 @@ int vmm_irq_line (struct vmm *vm, uint32_t irq, int level);
 void vmm_alloc_mmio (struct vmm *vm, uint64_t *base, uint32_t *irq);
 /* The event loop: registers an fd to call fn when readable. */
 int vmm_watch_fd (struct vmm *vm, int fd, vmm_fd_fn fn, void *opaque, moat_error_t *err);
+
+/* seccomp.c: the allowlist moat-vmm runs under once the guest runs. */
+enum vmm_seccomp_mode {
+        VMM_SECCOMP_KILL,  /* default: a syscall outside the list kills the process */
+        VMM_SECCOMP_TRAP,  /* debugging: SIGSYS, the handler names the syscall on stderr, then exit 3 */
+        VMM_SECCOMP_ERRNO, /* debugging: the syscall fails with EPERM */
+        VMM_SECCOMP_OFF,
+};
+int vmm_seccomp_parse_mode (const char *s, enum vmm_seccomp_mode *out, moat_error_t *err);
+/* PR_SET_NO_NEW_PRIVS and the filter on every thread of the process (TSYNC).
+ * extra: NULL or a NULL-terminated list of syscall names the configured
+ * devices need on top of the base list (e.g. vmm_virtio_9p_syscalls). */
+int vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_error_t *err);
+/* Writes the allowed syscalls, one a line, then "N syscalls"; returns N or -1. */
+int vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err);
 
 /* vcpu.c */
 int vmm_create_vcpus (struct vmm *vm, moat_error_t *err);

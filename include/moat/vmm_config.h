@@ -11,6 +11,11 @@
 #include "moat/error.h"
 #include "moat/vmm.h"
 
+struct vmm_share {
+        char *tag;
+        char *path;
+};
+
 struct vmm_config {
         char *kernel;
         char *initrd;
@@ -23,16 +28,27 @@ struct vmm_config {
         bool debug;
         struct vmm_cpuid_mask *masks;
         size_t nmasks;
+        char *vsock_socket; /* virtio-vsock with this hybrid-vsock socket; NULL: no vsock */
+        uint64_t guest_cid; /* 0: 3 */
+        bool memfd;         /* guest RAM from a memfd, MAP_SHARED */
+        enum vmm_seccomp_mode seccomp;
+        struct vmm_share *shares; /* virtio-9p devices */
+        size_t nshares;
 };
 
 void vmm_config_init (struct vmm_config *c);
 void vmm_config_free (struct vmm_config *c);
 /* JSON: {"kernel": "...", "initrd": "...", "cmdline": "...", "memory_mib": 256,
  * "cpus": 2, "serial_log": "-", "serial_stdin": false,
- * "cpuid_mask": ["0x1:ecx:0x20"], "devices": [{"type": "rng"}]}.
+ * "cpuid_mask": ["0x1:ecx:0x20"], "devices": [{"type": "rng"}],
+ * "vsock_socket": "/run/x/vsock.sock", "guest_cid": 3, "memfd": false,
+ * "seccomp": "kill"}.
  * Unknown keys are errors. */
 int vmm_config_load_json (struct vmm_config *c, const char *text, moat_error_t *err);
 int vmm_config_add_mask (struct vmm_config *c, const char *spec, moat_error_t *err);
+/* "TAG=PATH": a virtio-9p device serving PATH with mount tag TAG (--share;
+ * JSON "shares": ["TAG=PATH", ...]). */
+int vmm_config_add_share (struct vmm_config *c, const char *spec, moat_error_t *err);
 /* Checks the result: kernel given, sizes in range. */
 int vmm_config_validate (const struct vmm_config *c, moat_error_t *err);
 

@@ -55,6 +55,8 @@ enum {
 #define VIRTIO_INT_VRING 1
 #define VIRTIO_INT_CONFIG 2
 #define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_9P 9
+#define VIRTIO_ID_VSOCK 19
 
 struct vmm_virtio_mmio;
 struct vmm_virtio_ops {
@@ -113,5 +115,27 @@ void vmm_virtio_free_all (struct vmm *vm);
 extern const struct vmm_virtio_ops vmm_virtio_rng_ops;
 struct vmm_virtio_mmio *vmm_virtio_rng_new (const struct moat_guest_mem *mem);
 int vmm_virtio_rng_attach (struct vmm *vm, struct vmm_virtio_mmio **out, moat_error_t *err);
+
+/* virtio-vsock: moat's vsock device (moat/vsock.h) with the hybrid-vsock
+ * Unix socket uds_path as the host side, served from the event loop. */
+extern const struct vmm_virtio_ops vmm_virtio_vsock_ops;
+int vmm_virtio_vsock_attach (struct vmm *vm, const char *uds_path, uint64_t guest_cid, struct vmm_virtio_mmio **out,
+                             moat_error_t *err);
+
+/* virtio-9p: moat's 9P2000.L server (moat/p9.h) confined to the host
+ * directory `path`, announced with mount tag `tag`; requests are served by a
+ * worker thread. */
+#define VMM_VIRTIO_9P_TAG_MAX 64
+extern const struct vmm_virtio_ops vmm_virtio_9p_ops;
+/* System calls the 9p worker makes, NULL-terminated (for the seccomp allowlist). */
+extern const char *const vmm_virtio_9p_syscalls[];
+/* "TAG=PATH" (the --share argument). */
+int vmm_virtio_9p_parse_share (const char *spec, char **tag, char **path, moat_error_t *err);
+struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char *path,
+                                           uint64_t base, uint32_t irq, moat_error_t *err);
+/* Requests answered so far. */
+uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
+int vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
+                          moat_error_t *err);
 
 #endif

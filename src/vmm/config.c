@@ -5,6 +5,7 @@
 
 #include "moat/util.h"
 #include "moat/vmm_config.h"
+#include "moat/vmm_virtio.h"
 
 void
 vmm_config_init (struct vmm_config *c)
@@ -22,6 +23,12 @@ vmm_config_free (struct vmm_config *c)
         free (c->cmdline);
         free (c->serial_log);
         free (c->masks);
+        for (size_t i = 0; i < c->nshares; i++) {
+                free (c->shares[i].tag);
+                free (c->shares[i].path);
+        }
+        free (c->shares);
+        free (c->vsock_socket);
         memset (c, 0, sizeof *c);
 }
 
@@ -33,6 +40,24 @@ vmm_config_add_mask (struct vmm_config *c, const char *spec, moat_error_t *err)
                 return -1;
         c->masks = xrealloc (c->masks, (c->nmasks + 1) * sizeof *c->masks);
         c->masks[c->nmasks++] = m;
+        return 0;
+}
+
+int
+vmm_config_add_share (struct vmm_config *c, const char *spec, moat_error_t *err)
+{
+        struct vmm_share sh;
+        if (vmm_virtio_9p_parse_share (spec, &sh.tag, &sh.path, err) < 0)
+                return -1;
+        for (size_t i = 0; i < c->nshares; i++)
+                if (strcmp (c->shares[i].tag, sh.tag) == 0) {
+                        moat_make_error (err, 0, "share `%s`: tag `%s` is given twice", spec, sh.tag);
+                        free (sh.tag);
+                        free (sh.path);
+                        return -1;
+                }
+        c->shares = xrealloc (c->shares, (c->nshares + 1) * sizeof *c->shares);
+        c->shares[c->nshares++] = sh;
         return 0;
 }
 
@@ -129,9 +154,28 @@ vmm_config_load_json (struct vmm_config *c, const char *text, moat_error_t *err)
                         r = get_bool (v, k, &c->serial_stdin, err);
                 else if (strcmp (k, "debug") == 0)
                         r = get_bool (v, k, &c->debug, err);
-                else if (strcmp (k, "devices") == 0)
+                else if (strcmp (k, "vsock_socket") == 0)
+                        r = get_string (v, k, &c->vsock_socket, err);
+                else if (strcmp (k, "guest_cid") == 0)
+                        r = get_uint (v, k, UINT32_MAX - 1, &c->guest_cid, err);
+                else if (strcmp (k, "memfd") == 0)
+                        r = get_bool (v, k, &c->memfd, err);
+                else if (strcmp (k, "seccomp") == 0) {
+                        if (!YAJL_IS_STRING (v))
+                                return moat_make_error (err, 0, "`seccomp`: expected a string");
+                        r = vmm_seccomp_parse_mode (YAJL_GET_STRING (v), &c->seccomp, err);
+                } else if (strcmp (k, "devices") == 0)
                         r = load_devices (c, v, err);
-                else if (strcmp (k, "cpuid_mask") == 0) {
+                else if (strcmp (k, "shares") == 0) {
+                        if (!YAJL_IS_ARRAY (v))
+                                return moat_make_error (err, 0, "`shares`: expected an array of \"TAG=PATH\" strings");
+                        r = 0;
+                        for (size_t j = 0; r == 0 && j < v->u.array.len; j++) {
+                                if (!YAJL_IS_STRING (v->u.array.values[j]))
+                                        return moat_make_error (err, 0, "`shares[%zu]`: expected a string", j);
+                                r = vmm_config_add_share (c, YAJL_GET_STRING (v->u.array.values[j]), err);
+                        }
+                } else if (strcmp (k, "cpuid_mask") == 0) {
                         if (!YAJL_IS_ARRAY (v))
                                 return moat_make_error (err, 0, "`cpuid_mask`: expected an array of strings");
                         r = 0;
@@ -158,5 +202,10 @@ vmm_config_validate (const struct vmm_config *c, moat_error_t *err)
                                         (unsigned long long)c->memory_mib);
         if (c->cpus < 1 || c->cpus > VMM_MAX_CPUS)
                 return moat_make_error (err, 0, "%d vCPUs: must be 1 to %d", c->cpus, VMM_MAX_CPUS);
+        if (c->guest_cid != 0 && (c->guest_cid < 3 || c->guest_cid >= UINT32_MAX))
+                return moat_make_error (err, 0, "guest CID %llu: must be 3 to %u", (unsigned long long)c->guest_cid,
+                                        UINT32_MAX - 1);
+        if (c->guest_cid != 0 && c->vsock_socket == NULL)
+                return moat_make_error (err, 0, "a guest CID without a vsock device (--vsock-socket PATH)");
         return 0;
 }

@@ -51,8 +51,10 @@ get_supported_cpuid (struct vmm *vm, moat_error_t *err)
 int
 vmm_open (struct vmm *vm, uint64_t mem_size, int ncpus, moat_error_t *err)
 {
-        vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->epoll_fd = -1;
+        vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->epoll_fd = vm->mem_fd = -1;
         pthread_mutex_init (&vm->lock, NULL);
+        pthread_mutex_init (&vm->go_lock, NULL);
+        pthread_cond_init (&vm->go_cond, NULL);
         vm->next_irq = VMM_VIRTIO_IRQ_BASE;
         vm->next_mmio = VMM_VIRTIO_MMIO_BASE;
         if (ncpus < 1 || ncpus > VMM_MAX_CPUS)
@@ -94,7 +96,8 @@ vmm_open (struct vmm *vm, uint64_t mem_size, int ncpus, moat_error_t *err)
         if (ioctl (vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
                 return moat_make_error (err, errno, "KVM_CREATE_PIT2");
 
-        if (vmm_mem_alloc (&vm->mem, mem_size, err) < 0)
+        if ((vm->use_memfd ? vmm_mem_alloc_memfd (&vm->mem, mem_size, &vm->mem_fd, err)
+                           : vmm_mem_alloc (&vm->mem, mem_size, err)) < 0)
                 return moat_error_wrap (err, "guest memory");
         for (size_t i = 0; i < vm->mem.nregions; i++) {
                 struct moat_guest_region *r = &vm->mem.regions[i];
@@ -141,6 +144,7 @@ vmm_close (struct vmm *vm)
         vm->watches = NULL;
         free (vm->exit_msg);
         vm->exit_msg = NULL;
+        moat_cleanup_closep (&vm->mem_fd);
         moat_cleanup_closep (&vm->epoll_fd);
         moat_cleanup_closep (&vm->stop_fd);
         moat_cleanup_closep (&vm->vm_fd);

@@ -19,6 +19,7 @@
 #include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
 #include "moat/vmm_virtio.h"
+#include "moat/vsock.h"
 
 static const char usage[] = "Usage: moat-vmm --kernel FILE [options]\n"
                             "  --kernel FILE        ELF vmlinux (or probe) to boot, 64-bit entry\n"
@@ -29,6 +30,15 @@ static const char usage[] = "Usage: moat-vmm --kernel FILE [options]\n"
                             "  --serial-log FILE|-  where COM1 output goes (default -: stdout)\n"
                             "  --serial-stdin       feed stdin to COM1\n"
                             "  --rng                add a virtio-rng device (virtio-mmio)\n"
+                            "  --share TAG=PATH     add a virtio-9p device serving directory PATH (9P2000.L)\n"
+                            "                       with mount tag TAG (repeatable)\n"
+                            "  --vsock-socket PATH  add a virtio-vsock device; host side is the hybrid-vsock\n"
+                            "                       socket PATH (\"CONNECT <port>\\n\"; guest -> CID 2 port P\n"
+                            "                       goes to PATH_P)\n"
+                            "  --guest-cid N        the guest's vsock CID (default 3)\n"
+                            "  --memfd              guest RAM from a memfd, MAP_SHARED\n"
+                            "  --seccomp MODE       kill (default), trap or errno (debugging), off\n"
+                            "  --print-seccomp      list the syscalls allowed once the guest runs\n"
                             "  --cpuid-mask L:R:B   clear bits B of register R (eax..edx) in CPUID leaf L\n"
                             "  --config FILE        JSON configuration (later options override it)\n"
                             "  --debug              log unhandled exits\n"
@@ -47,6 +57,12 @@ enum {
         OPT_CPUID_MASK,
         OPT_CONFIG,
         OPT_DEBUG,
+        OPT_VSOCK_SOCKET,
+        OPT_GUEST_CID,
+        OPT_MEMFD,
+        OPT_SECCOMP,
+        OPT_PRINT_SECCOMP,
+        OPT_SHARE,
         OPT_HELP
 };
 
@@ -62,6 +78,12 @@ static const struct option options[] = {
         {"cpuid-mask", required_argument, NULL, OPT_CPUID_MASK},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"debug", no_argument, NULL, OPT_DEBUG},
+        {"vsock-socket", required_argument, NULL, OPT_VSOCK_SOCKET},
+        {"guest-cid", required_argument, NULL, OPT_GUEST_CID},
+        {"memfd", no_argument, NULL, OPT_MEMFD},
+        {"seccomp", required_argument, NULL, OPT_SECCOMP},
+        {"print-seccomp", no_argument, NULL, OPT_PRINT_SECCOMP},
+        {"share", required_argument, NULL, OPT_SHARE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -78,7 +100,16 @@ parse_num (const char *opt, const char *s, unsigned long long max, unsigned long
         return 0;
 }
 
-/* 1: --help; 0: config ready; -1: error. */
+static bool print_seccomp;
+
+/* Syscalls the configured devices need beyond seccomp.c's base list. */
+static const char *const *
+seccomp_extra (const struct vmm_config *c)
+{
+        return c->nshares ? vmm_virtio_9p_syscalls : NULL;
+}
+
+/* 1: --help; 2: --print-seccomp; 0: config ready; -1: error. */
 static int
 parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
 {
@@ -133,6 +164,29 @@ parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
                 case OPT_DEBUG:
                         c->debug = true;
                         break;
+                case OPT_VSOCK_SOCKET:
+                        free (c->vsock_socket);
+                        c->vsock_socket = xstrdup (optarg);
+                        break;
+                case OPT_GUEST_CID:
+                        if (parse_num ("guest-cid", optarg, UINT32_MAX - 1, &v, err) < 0)
+                                return -1;
+                        c->guest_cid = v;
+                        break;
+                case OPT_MEMFD:
+                        c->memfd = true;
+                        break;
+                case OPT_SECCOMP:
+                        if (vmm_seccomp_parse_mode (optarg, &c->seccomp, err) < 0)
+                                return -1;
+                        break;
+                case OPT_PRINT_SECCOMP:
+                        print_seccomp = true;
+                        break;
+                case OPT_SHARE:
+                        if (vmm_config_add_share (c, optarg, err) < 0)
+                                return -1;
+                        break;
                 case OPT_HELP:
                         return 1;
                 default:
@@ -141,7 +195,19 @@ parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
         }
         if (optind < argc)
                 return moat_make_error (err, 0, "unexpected argument `%s`", argv[optind]);
+        if (print_seccomp)
+                return 2;
         return vmm_config_validate (c, err);
+}
+
+static enum vmm_seccomp_mode seccomp_mode;
+static const char *const *seccomp_extra_syscalls;
+
+static int
+confine (struct vmm *vm, moat_error_t *err)
+{
+        (void)vm;
+        return vmm_seccomp_install (seccomp_mode, seccomp_extra_syscalls, err);
 }
 
 /* Sets the VM up; returns 0 or -1 with err. */
@@ -158,6 +224,10 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
         vm->masks = c->masks;
         vm->nmasks = c->nmasks;
         vm->debug = c->debug;
+        vm->use_memfd = c->memfd;
+        seccomp_mode = c->seccomp;
+        seccomp_extra_syscalls = seccomp_extra (c);
+        vm->confine = confine;
         if (vmm_open (vm, c->memory_mib << 20, c->cpus, err) < 0)
                 return -1;
         if (vmm_serial_attach (vm, serial, serial_fd, c->serial_stdin ? 0 : -1, err) < 0)
@@ -170,6 +240,25 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
                 struct vmm_virtio_mmio *dev;
                 if (vmm_virtio_rng_attach (vm, &dev, err) < 0)
                         return moat_error_wrap (err, "virtio-rng");
+                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
+                free (cmdline);
+                cmdline = n;
+        }
+
+        if (c->vsock_socket) {
+                struct vmm_virtio_mmio *dev;
+                uint64_t cid = c->guest_cid ? c->guest_cid : MOAT_VSOCK_DEFAULT_GUEST_CID;
+                if (vmm_virtio_vsock_attach (vm, c->vsock_socket, cid, &dev, err) < 0)
+                        return moat_error_wrap (err, "virtio-vsock");
+                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
+                free (cmdline);
+                cmdline = n;
+        }
+
+        for (size_t i = 0; i < c->nshares; i++) {
+                struct vmm_virtio_mmio *dev;
+                if (vmm_virtio_9p_attach (vm, c->shares[i].tag, c->shares[i].path, &dev, err) < 0)
+                        return moat_error_wrap (err, "virtio-9p %s", c->shares[i].tag);
                 char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
                 free (cmdline);
                 cmdline = n;
@@ -195,6 +284,15 @@ main (int argc, char **argv)
         vmm_config_init (&c);
         moat_log_init (NULL, 0, 0);
         int r = parse_args (argc, argv, &c, &err);
+        if (r == 2) {
+                r = vmm_seccomp_print (stdout, seccomp_extra (&c), &err);
+                vmm_config_free (&c);
+                if (r < 0) {
+                        moat_error_print (&err, "moat-vmm");
+                        return VMM_EXIT_USAGE;
+                }
+                return 0;
+        }
         if (r > 0) {
                 fputs (usage, stdout);
                 vmm_config_free (&c);

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Guest RAM: one anonymous reservation covering [0, end), with the x86
  * 32-bit MMIO hole [3 GiB, 4 GiB) left PROT_NONE when RAM exceeds 3 GiB.
- * MAP_NORESERVE: the host commits pages only when the guest touches them. */
+ * MAP_NORESERVE: the host commits pages only when the guest touches them.
+ * With a memfd, the RAM regions are MAP_SHARED windows of the file laid
+ * over the same reservation. */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "moat/util.h"
 #include "moat/vmm.h"
@@ -58,6 +61,44 @@ vmm_mem_alloc (struct moat_guest_mem *mem, uint64_t mem_size, moat_error_t *err)
         mem->regions = xmalloc (n * sizeof *mem->regions);
         memcpy (mem->regions, r, n * sizeof *r);
         mem->nregions = n;
+        return 0;
+}
+
+int
+vmm_mem_alloc_memfd (struct moat_guest_mem *mem, uint64_t mem_size, int *fd_out, moat_error_t *err)
+{
+        struct moat_guest_region r[2];
+        size_t n;
+        if (vmm_mem_layout (mem_size, r, &n, err) < 0)
+                return -1;
+        cleanup_close int fd = memfd_create ("moat-guest-ram", MFD_CLOEXEC);
+        if (fd < 0)
+                return moat_make_error (err, errno, "memfd_create");
+        if (ftruncate (fd, mem_size) < 0)
+                return moat_make_error (err, errno, "size the guest memory memfd to %llu bytes",
+                                        (unsigned long long)mem_size);
+        uint64_t span = r[n - 1].gpa + r[n - 1].size;
+        uint8_t *base = mmap (NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED)
+                return moat_make_error (err, errno, "reserve %llu bytes of guest memory", (unsigned long long)span);
+        uint64_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+                r[i].host = base + r[i].gpa;
+                r[i].uaddr = (uint64_t)(uintptr_t)r[i].host;
+                if (mmap (r[i].host, r[i].size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd,
+                          off) == MAP_FAILED) {
+                        int e = errno;
+                        munmap (base, span);
+                        return moat_make_error (err, e, "map guest memory at 0x%llx from the memfd",
+                                                (unsigned long long)r[i].gpa);
+                }
+                madvise (r[i].host, r[i].size, MADV_DONTDUMP);
+                off += r[i].size;
+        }
+        mem->regions = xmalloc (n * sizeof *mem->regions);
+        memcpy (mem->regions, r, n * sizeof *r);
+        mem->nregions = n;
+        *fd_out = steal_fd (&fd);
         return 0;
 }
 

@@ -144,6 +144,14 @@ vcpu_thread (void *arg)
         sigaddset (&set, KICK_SIGNAL);
         pthread_sigmask (SIG_UNBLOCK, &set, NULL);
 
+        /* The guest runs only once the VMM is confined (vmm_run). */
+        pthread_mutex_lock (&vm->go_lock);
+        vm->parked++;
+        pthread_cond_broadcast (&vm->go_cond);
+        while (!vm->go)
+                pthread_cond_wait (&vm->go_cond, &vm->go_lock);
+        pthread_mutex_unlock (&vm->go_lock);
+
         while (!atomic_load (&vm->stopping)) {
                 if (ioctl (c->fd, KVM_RUN, 0) < 0) {
                         if (errno == EINTR || errno == EAGAIN) {
@@ -272,6 +280,24 @@ vmm_run (struct vmm *vm, moat_error_t *err)
                 }
                 vm->vcpus[i].started = true;
         }
+        /* Every thread must have finished starting (glibc's rseq and robust
+         * list setup) before the filter goes on. */
+        int started = 0;
+        for (int i = 0; i < vm->ncpus; i++)
+                started += vm->vcpus[i].started;
+        pthread_mutex_lock (&vm->go_lock);
+        while (vm->parked < started)
+                pthread_cond_wait (&vm->go_cond, &vm->go_lock);
+        pthread_mutex_unlock (&vm->go_lock);
+        if (vm->confine && !atomic_load (&vm->stopping)) {
+                cleanup_error moat_error_t cerr = NULL;
+                if (vm->confine (vm, &cerr) < 0)
+                        vmm_request_stop (vm, VMM_EXIT_ERROR, "%s", cerr->msg);
+        }
+        pthread_mutex_lock (&vm->go_lock);
+        vm->go = true;
+        pthread_cond_broadcast (&vm->go_cond);
+        pthread_mutex_unlock (&vm->go_lock);
 
         while (!atomic_load (&vm->stopping)) {
                 struct epoll_event evs[16];
