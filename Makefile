@@ -132,6 +132,11 @@ check: deps
 check-integration: all guest
 	./tests/run.sh integration
 
+.PHONY: check-oci
+# OCI runtime-spec conformance: moat, runc and crun side by side.
+check-oci: all guest
+	./tests/oci/compare.sh
+
 install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
