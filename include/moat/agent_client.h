@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The host side of the agent API: hybrid-vsock connections through
+ * moat-vsock's Unix socket, ttrpc calls to moat.agent.v1.Agent, and stdio
+ * stream connections. */
+#ifndef MOAT_AGENT_CLIENT_H
+#define MOAT_AGENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "moat/error.h"
+
+#define MOAT_AGENT_PORT 1024
+#define MOAT_STDIO_PORT 1025
+#define MOAT_AGENT_SERVICE "moat.agent.v1.Agent"
+
+/* Connects to guest vsock `port` through the hybrid socket: "CONNECT
+ * <port>\n" -> "OK <n>\n". Fails (ECONNREFUSED, ECONNRESET, ETIMEDOUT...)
+ * if the guest does not accept within timeout_ms. Returns the fd
+ * (blocking, close-on-exec). */
+int moat_hybrid_connect (const char *hybrid_sock, uint32_t port, int timeout_ms, moat_error_t *err);
+
+struct moat_agent;
+
+/* Connects to the agent and calls Check, retrying until deadline (now_ms()
+ * clock). *interrupted, if not NULL, is polled between attempts and stops
+ * the wait (EINTR). Returns the kernel release the guest reported in
+ * *release (malloc'd, may be NULL). */
+int moat_agent_connect (const char *hybrid_sock, int64_t deadline_ms, bool (*interrupted) (void *), void *ictx,
+                        struct moat_agent **out, char **release, moat_error_t *err);
+/* One more connection to the same agent (for blocking calls). */
+int moat_agent_dup (struct moat_agent *a, struct moat_agent **out, moat_error_t *err);
+void moat_agent_free (struct moat_agent *a);
+/* The connection's fd (to shut it down and unblock a pending call). */
+int moat_agent_fd (struct moat_agent *a);
+
+struct moat_stdio_spec {
+        bool terminal, in, out, err;
+        uint32_t rows, cols;
+};
+
+int moat_agent_check (struct moat_agent *a, char **version, char **release, moat_error_t *err);
+int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json,
+                                 const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
+int moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *err);
+int moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, int sig, bool all, moat_error_t *err);
+/* *status: the code, or 128+n when killed by signal n. */
+int moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int *status, moat_error_t *err);
+int moat_agent_remove_container (struct moat_agent *a, const char *id, bool force, moat_error_t *err);
+int moat_agent_tty_resize (struct moat_agent *a, const char *id, const char *exec_id, uint32_t rows, uint32_t cols,
+                           moat_error_t *err);
+int moat_agent_close_stdin (struct moat_agent *a, const char *id, const char *exec_id, moat_error_t *err);
+/* Asks the guest to power off; the VM exits. The reply may be lost when
+ * the guest powers off first. */
+int moat_agent_destroy_sandbox (struct moat_agent *a, moat_error_t *err);
+
+/* Opens one stdio stream ("stdin", "stdout", "stderr", "tty") of a process
+ * (exec_id NULL: the init process) on port 1025. Returns the fd. */
+int moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exec_id, const char *stream,
+                            int timeout_ms, moat_error_t *err);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Where moat finds its companion files: the guest kernel, the initramfs and
+ * the moat-vsock helper. Order: an environment variable (MOAT_KERNEL,
+ * MOAT_INITRD, MOAT_VSOCK), then next to /proc/self/exe (the build tree),
+ * then the install directories (MOAT_DATADIR, MOAT_LIBEXECDIR). */
+#ifndef MOAT_PATHS_H
+#define MOAT_PATHS_H
+
+#include "moat/error.h"
+
+#define MOAT_DEFAULT_ROOT "/run/moat"
+
+/* Guest-side paths (see the "Guest share" contract). */
+#define MOAT_GUEST_SHARE "/run/moat/share"
+
+enum moat_file {
+        MOAT_FILE_KERNEL = 0, /* vmlinux */
+        MOAT_FILE_INITRD,     /* initramfs.cpio.gz */
+        MOAT_FILE_VSOCKD,     /* moat-vsock */
+};
+
+/* Finds one companion file; *out is malloc'd and absolute. The error lists
+ * every place that was tried. */
+int moat_find_file (enum moat_file which, char **out, moat_error_t *err);
+
+/* A Unix socket path usable with bind/connect: `path` itself when it fits in
+ * sun_path, else "/proc/self/fd/<dirfd>/<name>" through *dirfd (opened
+ * O_PATH on the parent directory; close it after the call). */
+int moat_unix_path (const char *path, char *buf, size_t len, int *dirfd, moat_error_t *err);
+
+#endif

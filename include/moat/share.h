@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The per-sandbox guest share: <state dir>/shared, exported to the guest as
+ * virtio-9p tag "moatshare" and mounted by the agent at /run/moat/share.
+ * For each container it holds shared/<id>/rootfs (a bind of the bundle
+ * rootfs, read-only if root.readonly) and shared/<id>/mounts/<n> (a bind, or
+ * rbind, of the source of config mount n). The config sent to the guest is
+ * rewritten to point at those paths. */
+#ifndef MOAT_SHARE_H
+#define MOAT_SHARE_H
+
+#include <stddef.h>
+
+#include "moat/error.h"
+#include "moat/oci.h"
+
+struct moat_share {
+        char *dir;      /* <state dir>/shared */
+        char **mounted; /* host mount points made, in order (NULL-terminated) */
+        size_t n_mounted;
+};
+
+/* Creates <state_dir>/shared. */
+int moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *err);
+
+/* Stages container `id` of `bundle` (absolute) and returns in *guest_json
+ * the config as the guest must see it: root.path and bind sources moved
+ * into the share, host-side hooks (prestart, createRuntime, poststart,
+ * poststop) removed. cfg->tree is modified. On failure, what was mounted so
+ * far stays recorded in s for moat_share_release(). */
+int moat_share_stage (struct moat_share *s, const char *id, const char *bundle, struct oci_config *cfg,
+                      char **guest_json, moat_error_t *err);
+
+/* Detaches every staged mount (MNT_DETACH, reverse order) and removes the
+ * share directory. Safe on a zeroed or partially staged share. */
+int moat_share_release (struct moat_share *s, moat_error_t *err);
+
+/* Whether mount m is a bind mount (type "bind" or a bind/rbind option);
+ * *recursive set for rbind. */
+int moat_mount_is_bind (const struct oci_mount *m, int *recursive);
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat: an OCI runtime that runs every container in its own microVM.
+ *   moat [global options] VERB [options] ARGS */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "moat/log.h"
+#include "moat/paths.h"
+
+static const struct {
+        const char *name;
+        moat_verb_fn fn;
+        const char *help;
+} verbs[] = {
+        {"run", moat_cmd_run, "create and start a container in a new VM, wait for it"},
+};
+
+static void
+usage (FILE *f)
+{
+        fprintf (f, "Usage: moat [global options] COMMAND [options] ARGS\n\n"
+                    "moat runs OCI containers, each inside its own microVM.\n\n"
+                    "Commands:\n");
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+                fprintf (f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+        fprintf (f, "\nGlobal options:\n"
+                    "  --root DIR            state directory (default " MOAT_DEFAULT_ROOT ")\n"
+                    "  --log FILE            log to FILE\n"
+                    "  --log-format FORMAT   text or json (default text)\n"
+                    "  --debug               verbose logging; the guest agent logs to the console\n"
+                    "  --help, -h            this help\n"
+                    "  --version, -v         print the version\n");
+}
+
+/* "--opt VALUE" or "--opt=VALUE": returns the value and advances *i. */
+static const char *
+opt_value (int argc, char **argv, int *i, const char *name)
+{
+        size_t n = strlen (name);
+        if (strncmp (argv[*i], name, n) == 0 && argv[*i][n] == '=')
+                return argv[*i] + n + 1;
+        if (strcmp (argv[*i], name) == 0) {
+                if (*i + 1 >= argc)
+                        return NULL;
+                return argv[++*i];
+        }
+        return NULL;
+}
+
+static int
+is_opt (const char *arg, const char *name)
+{
+        size_t n = strlen (name);
+        return strncmp (arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+int
+main (int argc, char **argv)
+{
+        struct moat_global g = {.root = MOAT_DEFAULT_ROOT, .log_format = "text"};
+        int i;
+
+        for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+                const char *a = argv[i];
+                if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0) {
+                        usage (stdout);
+                        return 0;
+                }
+                if (strcmp (a, "--version") == 0 || strcmp (a, "-v") == 0) {
+                        printf ("moat version %s\nspec: 1.0.2\n", MOAT_VERSION);
+                        return 0;
+                }
+                if (strcmp (a, "--debug") == 0) {
+                        g.debug = true;
+                        continue;
+                }
+                if (strcmp (a, "--systemd-cgroup") == 0)
+                        continue; /* runc compatibility; cgroupfs only */
+                const char *names[] = {"--root", "--log", "--log-format", "--rootless", "--criu"};
+                size_t k;
+                for (k = 0; k < sizeof names / sizeof names[0]; k++)
+                        if (is_opt (a, names[k]))
+                                break;
+                if (k == sizeof names / sizeof names[0]) {
+                        fprintf (stderr, "moat: unknown global option %s (see moat --help)\n", a);
+                        return 1;
+                }
+                const char *v = opt_value (argc, argv, &i, names[k]);
+                if (v == NULL) {
+                        fprintf (stderr, "moat: %s needs a value\n", names[k]);
+                        return 1;
+                }
+                if (k == 0)
+                        g.root = v;
+                else if (k == 1)
+                        g.log = v;
+                else if (k == 2) {
+                        if (strcmp (v, "text") != 0 && strcmp (v, "json") != 0) {
+                                fprintf (stderr, "moat: --log-format: expected text or json, got \"%s\"\n", v);
+                                return 1;
+                        }
+                        g.log_format = v;
+                }
+        }
+        if (*g.root == '\0') {
+                fprintf (stderr, "moat: --root must not be empty\n");
+                return 1;
+        }
+        if (moat_log_init (g.log, strcmp (g.log_format, "json") == 0, g.debug) < 0) {
+                fprintf (stderr, "moat: open log %s: %s\n", g.log, strerror (errno));
+                return 1;
+        }
+        if (i >= argc) {
+                usage (stderr);
+                return 1;
+        }
+        for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++)
+                if (strcmp (argv[i], verbs[k].name) == 0)
+                        return verbs[k].fn (&g, argc - i, argv + i);
+        fprintf (stderr, "moat: unknown command \"%s\" (see moat --help)\n", argv[i]);
+        return 1;
+}

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ttrpc calls to moat-agent (service moat.agent.v1.Agent on vsock 1024). */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.pb-c.h"
+#include "moat/agent_client.h"
+#include "moat/log.h"
+#include "moat/ttrpc.h"
+#include "moat/util.h"
+
+/* Calls that do their work at once; Wait has no deadline. */
+#define CALL_TIMEOUT_MS 60000
+
+struct moat_agent {
+        struct ttrpc_client *c;
+        char *sock;
+};
+
+static int
+call (struct moat_agent *a, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+      ProtobufCMessage **resp, int timeout_ms, moat_error_t *err)
+{
+        ProtobufCMessage *r = NULL;
+        if (ttrpc_call (a->c, MOAT_AGENT_SERVICE, method, req, rd ? rd : &moat__agent__v1__empty__descriptor, &r,
+                        timeout_ms, err) < 0)
+                return -1;
+        if (resp)
+                *resp = r;
+        else if (r)
+                protobuf_c_message_free_unpacked (r, NULL);
+        return 0;
+}
+
+static int
+agent_open (const char *sock, int timeout_ms, struct moat_agent **out, moat_error_t *err)
+{
+        int fd = moat_hybrid_connect (sock, MOAT_AGENT_PORT, timeout_ms, err);
+        struct moat_agent *a;
+        if (fd < 0)
+                return -1;
+        a = xzalloc (sizeof *a);
+        a->c = ttrpc_client_new (fd);
+        a->sock = xstrdup (sock);
+        *out = a;
+        return 0;
+}
+
+void
+moat_agent_free (struct moat_agent *a)
+{
+        if (a == NULL)
+                return;
+        if (a->c)
+                ttrpc_client_free (a->c);
+        free (a->sock);
+        free (a);
+}
+
+int
+moat_agent_fd (struct moat_agent *a)
+{
+        return a && a->c ? ttrpc_client_fd (a->c) : -1;
+}
+
+int
+moat_agent_dup (struct moat_agent *a, struct moat_agent **out, moat_error_t *err)
+{
+        return agent_open (a->sock, 10000, out, err);
+}
+
+int
+moat_agent_check (struct moat_agent *a, char **version, char **release, moat_error_t *err)
+{
+        Moat__Agent__V1__CheckRequest req = MOAT__AGENT__V1__CHECK_REQUEST__INIT;
+        Moat__Agent__V1__CheckResponse *resp = NULL;
+        if (call (a, "Check", &req.base, &moat__agent__v1__check_response__descriptor, (ProtobufCMessage **)&resp, 5000,
+                  err) < 0)
+                return -1;
+        if (version)
+                *version = xstrdup (resp->version);
+        if (release)
+                *release = xstrdup (resp->kernel_release);
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
+}
+
+int
+moat_agent_connect (const char *hybrid_sock, int64_t deadline_ms, bool (*interrupted) (void *), void *ictx,
+                    struct moat_agent **out, char **release, moat_error_t *err)
+{
+        cleanup_error moat_error_t last = NULL;
+        int attempts = 0;
+
+        for (;;) {
+                struct moat_agent *a = NULL;
+                int64_t left = deadline_ms - now_ms ();
+                if (left <= 0)
+                        break;
+                if (interrupted && interrupted (ictx))
+                        return moat_make_error (err, EINTR, "interrupted while waiting for the guest");
+                attempts++;
+                moat_error_release (&last);
+                if (agent_open (hybrid_sock, left < 5000 ? left : 5000, &a, &last) == 0) {
+                        if (moat_agent_check (a, NULL, release, &last) == 0) {
+                                moat_debug ("agent answered after %d attempts", attempts);
+                                *out = a;
+                                return 0;
+                        }
+                        moat_agent_free (a);
+                }
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep (&ts, NULL);
+        }
+        if (last)
+                moat_debug ("last attempt: %s", last->msg);
+        return moat_make_error (err, ETIMEDOUT, "no answer");
+}
+
+int
+moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json,
+                             const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
+{
+        Moat__Agent__V1__CreateContainerRequest req = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+        Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
+        Moat__Agent__V1__CreateContainerResponse *resp = NULL;
+
+        s.terminal = stdio->terminal;
+        s.stdin = stdio->in;
+        s.stdout = stdio->out;
+        s.stderr = stdio->err;
+        s.rows = stdio->rows;
+        s.cols = stdio->cols;
+        req.container_id = (char *)id;
+        req.config_json = (char *)config_json;
+        req.stdio = &s;
+        if (call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
+                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err) < 0)
+                return -1;
+        if (pid)
+                *pid = resp->pid;
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
+}
+
+int
+moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *err)
+{
+        Moat__Agent__V1__StartContainerRequest req = MOAT__AGENT__V1__START_CONTAINER_REQUEST__INIT;
+        req.container_id = (char *)id;
+        return call (a, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT_MS, err);
+}
+
+int
+moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, int sig, bool all, moat_error_t *err)
+{
+        Moat__Agent__V1__SignalProcessRequest req = MOAT__AGENT__V1__SIGNAL_PROCESS_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)(exec_id ? exec_id : "");
+        req.signal = sig;
+        req.all = all;
+        return call (a, "SignalProcess", &req.base, NULL, NULL, CALL_TIMEOUT_MS, err);
+}
+
+int
+moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int *status, moat_error_t *err)
+{
+        Moat__Agent__V1__WaitProcessRequest req = MOAT__AGENT__V1__WAIT_PROCESS_REQUEST__INIT;
+        Moat__Agent__V1__WaitProcessResponse *resp = NULL;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)(exec_id ? exec_id : "");
+        if (call (a, "WaitProcess", &req.base, &moat__agent__v1__wait_process_response__descriptor,
+                  (ProtobufCMessage **)&resp, 0, err) < 0)
+                return -1;
+        *status = resp->status;
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
+}
+
+int
+moat_agent_remove_container (struct moat_agent *a, const char *id, bool force, moat_error_t *err)
+{
+        Moat__Agent__V1__RemoveContainerRequest req = MOAT__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.force = force;
+        return call (a, "RemoveContainer", &req.base, NULL, NULL, 10000, err);
+}
+
+int
+moat_agent_tty_resize (struct moat_agent *a, const char *id, const char *exec_id, uint32_t rows, uint32_t cols,
+                       moat_error_t *err)
+{
+        Moat__Agent__V1__TtyWinResizeRequest req = MOAT__AGENT__V1__TTY_WIN_RESIZE_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)(exec_id ? exec_id : "");
+        req.rows = rows;
+        req.cols = cols;
+        return call (a, "TtyWinResize", &req.base, NULL, NULL, 5000, err);
+}
+
+int
+moat_agent_close_stdin (struct moat_agent *a, const char *id, const char *exec_id, moat_error_t *err)
+{
+        Moat__Agent__V1__CloseStdinRequest req = MOAT__AGENT__V1__CLOSE_STDIN_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)(exec_id ? exec_id : "");
+        return call (a, "CloseStdin", &req.base, NULL, NULL, 5000, err);
+}
+
+int
+moat_agent_destroy_sandbox (struct moat_agent *a, moat_error_t *err)
+{
+        Moat__Agent__V1__DestroySandboxRequest req = MOAT__AGENT__V1__DESTROY_SANDBOX_REQUEST__INIT;
+        req.reboot = false;
+        /* The guest may power off before its reply leaves: callers treat a
+         * failure as "probably gone" and check the VMM. */
+        return call (a, "DestroySandbox", &req.base, NULL, NULL, 5000, err);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "moat/paths.h"
+#include "moat/util.h"
+
+#ifndef MOAT_DATADIR
+#define MOAT_DATADIR "/usr/share/moat"
+#endif
+#ifndef MOAT_LIBEXECDIR
+#define MOAT_LIBEXECDIR "/usr/libexec/moat"
+#endif
+
+static const struct {
+        const char *env, *name, *instdir;
+        int exec;
+} files[] = {
+        [MOAT_FILE_KERNEL] = {"MOAT_KERNEL", "vmlinux", MOAT_DATADIR, 0},
+        [MOAT_FILE_INITRD] = {"MOAT_INITRD", "initramfs.cpio.gz", MOAT_DATADIR, 0},
+        [MOAT_FILE_VSOCKD] = {"MOAT_VSOCK", "moat-vsock", MOAT_LIBEXECDIR, 1},
+};
+
+static int
+usable (const char *p, int exec)
+{
+        return access (p, exec ? X_OK : R_OK) == 0;
+}
+
+int
+moat_find_file (enum moat_file which, char **out, moat_error_t *err)
+{
+        const char *env = getenv (files[which].env);
+        char self[PATH_MAX];
+        ssize_t n;
+        cleanup_free char *cand = NULL;
+        cleanup_free char *tried = NULL;
+
+        if (env != NULL && *env) {
+                if (!usable (env, files[which].exec))
+                        return moat_make_error (err, errno, "%s=%s", files[which].env, env);
+                *out = realpath (env, NULL);
+                if (*out == NULL)
+                        return moat_make_error (err, errno, "%s=%s", files[which].env, env);
+                return 0;
+        }
+        n = readlink ("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                cand = xasprintf_r ("%s/%s", dirname (self), files[which].name);
+                if (usable (cand, files[which].exec)) {
+                        *out = realpath (cand, NULL);
+                        if (*out != NULL)
+                                return 0;
+                }
+        }
+        tried = xasprintf_r ("%s, %s/%s", cand ? cand : "(no /proc/self/exe)", files[which].instdir, files[which].name);
+        free (cand);
+        cand = xasprintf_r ("%s/%s", files[which].instdir, files[which].name);
+        if (usable (cand, files[which].exec)) {
+                *out = steal_pointer (&cand);
+                return 0;
+        }
+        return moat_make_error (err, ENOENT, "cannot find %s (set %s; tried %s)", files[which].name, files[which].env,
+                                tried);
+}
+
+int
+moat_unix_path (const char *path, char *buf, size_t len, int *dirfd, moat_error_t *err)
+{
+        struct sockaddr_un sun;
+        cleanup_free char *dir = NULL;
+        const char *base;
+
+        *dirfd = -1;
+        if (strlen (path) < sizeof sun.sun_path) {
+                if (strlen (path) >= len)
+                        return moat_make_error (err, ENAMETOOLONG, "socket path %s", path);
+                strcpy (buf, path);
+                return 0;
+        }
+        dir = xstrdup (path);
+        base = strrchr (path, '/');
+        if (base == NULL)
+                return moat_make_error (err, ENAMETOOLONG, "socket path %s", path);
+        dir[base - path] = '\0';
+        base++;
+        *dirfd = open (*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (*dirfd < 0)
+                return moat_make_error (err, errno, "open %s", dir);
+        if ((size_t)snprintf (buf, len, "/proc/self/fd/%d/%s", *dirfd, base) >= len ||
+            strlen (buf) >= sizeof sun.sun_path) {
+                close (*dirfd);
+                *dirfd = -1;
+                return moat_make_error (err, ENAMETOOLONG, "socket path %s", path);
+        }
+        return 0;
+}

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "moat/hypervisor.h"
+#include "moat/log.h"
+#include "moat/paths.h"
+#include "moat/process.h"
+#include "moat/sandbox.h"
+#include "moat/util.h"
+
+#define VSOCKD_READY_TIMEOUT_MS 10000
+#define VMM_EXIT_TIMEOUT_MS 5000
+
+static const struct {
+        const char *path;
+        char type;
+        int major, minor;
+} std_devices[] = {
+        {"/dev/null", 'c', 1, 3},    {"/dev/zero", 'c', 1, 5}, {"/dev/full", 'c', 1, 7},    {"/dev/random", 'c', 1, 8},
+        {"/dev/urandom", 'c', 1, 9}, {"/dev/tty", 'c', 5, 0},  {"/dev/console", 'c', 5, 1}, {"/dev/ptmx", 'c', 5, 2},
+};
+
+int
+moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err)
+{
+        if (cfg->process == NULL)
+                return moat_make_error (err, 0, "config.json: process: missing (nothing to run)");
+        if (cfg->linux_ == NULL)
+                return 0;
+        for (size_t i = 0; i < cfg->linux_->n_devices; i++) {
+                const struct oci_device *d = &cfg->linux_->devices[i];
+                size_t j;
+                for (j = 0; j < ARRAY_SIZE (std_devices); j++)
+                        if (strcmp (d->path, std_devices[j].path) == 0)
+                                break;
+                if (j == ARRAY_SIZE (std_devices))
+                        return moat_make_error (err, 0, "linux.devices: %s: host devices cannot be passed into the VM",
+                                                d->path);
+                if (d->type != std_devices[j].type || d->major != std_devices[j].major ||
+                    d->minor != std_devices[j].minor)
+                        return moat_make_error (
+                                err, 0,
+                                "linux.devices: %s: %c %lld:%lld is not the standard device (%c %d:%d); "
+                                "host devices cannot be passed into the VM",
+                                d->path, d->type, (long long)d->major, (long long)d->minor, std_devices[j].type,
+                                std_devices[j].major, std_devices[j].minor);
+        }
+        return 0;
+}
+
+int
+moat_boot_timeout_ms (void)
+{
+        const char *s = getenv ("MOAT_BOOT_TIMEOUT");
+        char *end;
+        double v;
+        if (s == NULL || *s == '\0')
+                return MOAT_BOOT_TIMEOUT_MS;
+        v = strtod (s, &end);
+        if (*end != '\0' || v <= 0 || v > 3600) {
+                moat_warn ("ignoring MOAT_BOOT_TIMEOUT=%s (expected seconds)", s);
+                return MOAT_BOOT_TIMEOUT_MS;
+        }
+        return (int)(v * 1000);
+}
+
+static char *
+fmt_seconds (int ms)
+{
+        if (ms % 1000 == 0)
+                return xasprintf_r ("%ds", ms / 1000);
+        return xasprintf_r ("%.1fs", ms / 1000.0);
+}
+
+char *
+moat_sandbox_console_tail (struct moat_sandbox *sb, int lines)
+{
+        cleanup_free char *t = moat_file_tail (sb->console_log, lines);
+        if (*t == '\0')
+                return xstrdup ("console log: empty");
+        return xasprintf_r ("console log:\n%s", t);
+}
+
+/* The path to give a helper whose cwd is sb->dir: absolute if it fits in
+ * sun_path, else relative. */
+static const char *
+sock_arg (struct moat_sandbox *sb, const char *abs)
+{
+        struct sockaddr_un sun;
+        if (strlen (abs) < sizeof sun.sun_path)
+                return abs;
+        return abs + strlen (sb->dir) + 1;
+}
+
+static int
+start_vsockd (struct moat_sandbox *sb, const struct moat_sandbox_opts *so, moat_error_t *err)
+{
+        cleanup_free char *bin = NULL;
+        cleanup_close int rd = -1;
+        int p[2];
+        char cid[16];
+        const char *argv[16];
+        int n = 0;
+        struct moat_spawn_opts o = {.workdir = sb->dir, .log = sb->vsockd_log, .pass_fd_as = 3};
+        struct pollfd pfd;
+        char c;
+        int r;
+
+        if (moat_find_file (MOAT_FILE_VSOCKD, &bin, err) < 0)
+                return -1;
+        if (pipe2 (p, O_CLOEXEC) < 0)
+                return moat_make_error (err, errno, "pipe");
+        rd = p[0];
+        snprintf (cid, sizeof cid, "%d", MOAT_GUEST_CID);
+        argv[n++] = bin;
+        argv[n++] = "--vhost-user";
+        argv[n++] = sock_arg (sb, sb->vhost_socket);
+        argv[n++] = "--socket";
+        argv[n++] = sock_arg (sb, sb->vsock_socket);
+        argv[n++] = "--guest-cid";
+        argv[n++] = cid;
+        argv[n++] = "--log";
+        argv[n++] = sb->vsockd_log;
+        argv[n++] = "--ready-fd";
+        argv[n++] = "3";
+        argv[n] = NULL;
+        o.pass_fd = p[1];
+        /* moat-vsock exits when QEMU disconnects; it lives as long as the VM. */
+        o.die_with_parent = so->die_with_parent;
+        r = moat_spawn ((char *const *)argv, &o, &sb->vsockd_pid, err);
+        close (p[1]);
+        if (r < 0)
+                return moat_error_wrap (err, "start moat-vsock");
+        pfd.fd = rd;
+        pfd.events = POLLIN;
+        do
+                r = poll (&pfd, 1, VSOCKD_READY_TIMEOUT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r == 0)
+                return moat_make_error (err, ETIMEDOUT, "moat-vsock not ready after %ds",
+                                        VSOCKD_READY_TIMEOUT_MS / 1000);
+        if (read (rd, &c, 1) != 1) {
+                cleanup_free char *t = moat_file_tail (sb->vsockd_log, 5);
+                return moat_make_error (err, 0, "moat-vsock failed to start%s%s", *t ? ": " : "", t);
+        }
+        return 0;
+}
+
+bool
+moat_sandbox_vm_exited (struct moat_sandbox *sb, int *status)
+{
+        if (sb->vmm_pid <= 0)
+                return false;
+        if (!sb->vmm_reaped) {
+                pid_t r = waitpid (sb->vmm_pid, &sb->vmm_status, WNOHANG);
+                if (r == sb->vmm_pid)
+                        sb->vmm_reaped = true;
+                else if (r < 0 && errno == ECHILD)
+                        sb->vmm_reaped = kill (sb->vmm_pid, 0) < 0;
+        }
+        if (sb->vmm_reaped && status)
+                *status = sb->vmm_status;
+        return sb->vmm_reaped;
+}
+
+struct boot_wait {
+        struct moat_sandbox *sb;
+        const struct moat_sandbox_opts *o;
+        bool user;
+};
+
+static bool
+boot_interrupted (void *ctx)
+{
+        struct boot_wait *w = ctx;
+        if (moat_sandbox_vm_exited (w->sb, NULL))
+                return true;
+        if (w->o->interrupted && w->o->interrupted (w->o->ictx)) {
+                w->user = true;
+                return true;
+        }
+        return false;
+}
+
+static char *
+describe_status (int st)
+{
+        if (WIFEXITED (st))
+                return xasprintf_r ("status %d", WEXITSTATUS (st));
+        if (WIFSIGNALED (st))
+                return xasprintf_r ("signal %d", WTERMSIG (st));
+        return xstrdup ("unknown status");
+}
+
+static int
+start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+{
+        const struct moat_hypervisor *hv = moat_hypervisor_get (o->hypervisor, err);
+        cleanup_free char *kernel = NULL;
+        cleanup_free char *initrd = NULL;
+        cleanup_free char *cmdline = moat_vm_cmdline (o->debug);
+        struct moat_vm_config vc = {0};
+
+        if (hv == NULL)
+                return -1;
+        if (moat_find_file (MOAT_FILE_KERNEL, &kernel, err) < 0 || moat_find_file (MOAT_FILE_INITRD, &initrd, err) < 0)
+                return -1;
+        vc.kernel = kernel;
+        vc.initrd = initrd;
+        vc.cmdline = cmdline;
+        moat_vm_size (sb->cfg, &vc.mem_mib, &vc.vcpus);
+        vc.vsock_socket = sock_arg (sb, sb->vhost_socket);
+        vc.share_dir = sb->share.dir;
+        vc.console_log = sb->console_log;
+        vc.vmm_log = sb->vmm_log;
+        vc.workdir = sb->dir;
+        vc.die_with_parent = o->die_with_parent;
+        sb->t_launch = now_ms ();
+        if (hv->start (&vc, &sb->vmm_pid, err) < 0)
+                return -1;
+        sb->state.pid = sb->vmm_pid;
+        sb->state.hypervisor = xstrdup (hv->name);
+        return 0;
+}
+
+static int
+wait_agent (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+{
+        int timeout = moat_boot_timeout_ms ();
+        struct boot_wait w = {.sb = sb, .o = o};
+        cleanup_error moat_error_t e = NULL;
+        int st;
+
+        if (moat_agent_connect (sb->vsock_socket, sb->t_launch + timeout, boot_interrupted, &w, &sb->agent,
+                                &sb->kernel_release, &e) == 0) {
+                sb->t_ready = now_ms ();
+                moat_debug ("guest %s answered %lld ms after launch", sb->kernel_release ? sb->kernel_release : "?",
+                            (long long)(sb->t_ready - sb->t_launch));
+                return 0;
+        }
+        if (w.user)
+                return moat_make_error (err, 0, "interrupted while the VM was booting");
+        if (moat_sandbox_vm_exited (sb, &st)) {
+                cleanup_free char *how = describe_status (st);
+                cleanup_free char *vmm = moat_file_tail (sb->vmm_log, 5);
+                cleanup_free char *tail = moat_sandbox_console_tail (sb, 15);
+                return moat_make_error (err, 0, "the VM exited during boot (%s)%s%s (%s)", how, *vmm ? ": " : "", vmm,
+                                        tail);
+        }
+        cleanup_free char *secs = fmt_seconds (timeout);
+        cleanup_free char *tail = moat_sandbox_console_tail (sb, 15);
+        return moat_make_error (err, 0, "guest did not answer within %s (%s)", secs, tail);
+}
+
+int
+moat_sandbox_save_state (struct moat_sandbox *sb, moat_error_t *err)
+{
+        sb->state.vsockd_pid = sb->vsockd_pid;
+        return moat_state_save (sb->root, &sb->state, err);
+}
+
+int
+moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **out, moat_error_t *err)
+{
+        struct moat_sandbox *sb = xzalloc (sizeof *sb);
+        char bundle[PATH_MAX];
+        struct stat st;
+
+        sb->lock_fd = -1;
+        sb->root = xstrdup (o->root);
+        sb->id = xstrdup (o->id);
+
+        /* 1. validate: nothing is created before this passes */
+        if (moat_state_validate_id (o->id, err) < 0)
+                goto fail;
+        if (realpath (o->bundle, bundle) == NULL) {
+                moat_make_error (err, errno, "bundle %s", o->bundle);
+                goto fail;
+        }
+        if (stat (bundle, &st) < 0 || !S_ISDIR (st.st_mode)) {
+                moat_make_error (err, ENOTDIR, "bundle %s", bundle);
+                goto fail;
+        }
+        sb->bundle = xstrdup (bundle);
+        if (oci_config_load (bundle, &sb->cfg, err) < 0)
+                goto fail;
+        if (moat_sandbox_check_config (sb->cfg, err) < 0)
+                goto fail;
+
+        /* 2. state */
+        if (moat_state_create (o->root, o->id, &sb->lock_fd, err) < 0)
+                goto fail;
+        sb->state_created = true;
+        sb->dir = moat_state_dir (o->root, o->id);
+        sb->vhost_socket = xasprintf_r ("%s/vhost.sock", sb->dir);
+        sb->vsock_socket = xasprintf_r ("%s/vsock.sock", sb->dir);
+        sb->console_log = xasprintf_r ("%s/console.log", sb->dir);
+        sb->vmm_log = xasprintf_r ("%s/vmm.log", sb->dir);
+        sb->vsockd_log = xasprintf_r ("%s/vsock.log", sb->dir);
+        sb->state.id = xstrdup (o->id);
+        sb->state.bundle = xstrdup (bundle);
+        sb->state.rootfs = sb->cfg->root_path[0] == '/' ? xstrdup (sb->cfg->root_path)
+                                                        : xasprintf_r ("%s/%s", bundle, sb->cfg->root_path);
+        sb->state.status = xstrdup ("creating");
+        sb->state.created = moat_state_now ();
+        sb->state.hypervisor = NULL;
+        sb->state.vsock_socket = xstrdup (sb->vsock_socket);
+        sb->state.console_log = xstrdup (sb->console_log);
+        sb->state.n_annotations = sb->cfg->n_annotations;
+        sb->state.annotation_keys = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
+        sb->state.annotation_values = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
+        for (size_t i = 0; i < sb->cfg->n_annotations; i++) {
+                sb->state.annotation_keys[i] = xstrdup (sb->cfg->annotation_keys[i]);
+                sb->state.annotation_values[i] = xstrdup (sb->cfg->annotation_values[i]);
+        }
+        if (moat_sandbox_save_state (sb, err) < 0)
+                goto fail;
+
+        /* 3. share */
+        if (moat_share_init (&sb->share, sb->dir, err) < 0)
+                goto fail;
+        if (moat_share_stage (&sb->share, o->id, bundle, sb->cfg, &sb->guest_config, err) < 0)
+                goto fail;
+
+        /* 4. moat-vsock, then the VM */
+        if (start_vsockd (sb, o, err) < 0)
+                goto fail;
+        if (start_vm (sb, o, err) < 0)
+                goto fail;
+        if (moat_sandbox_save_state (sb, err) < 0)
+                goto fail;
+
+        /* 5. the agent */
+        if (wait_agent (sb, o, err) < 0)
+                goto fail;
+        *out = sb;
+        return 0;
+
+fail:
+        moat_sandbox_destroy (sb);
+        return -1;
+}
+
+void
+moat_sandbox_destroy (struct moat_sandbox *sb)
+{
+        cleanup_error moat_error_t e = NULL;
+        bool destroy_sent = false;
+
+        if (sb == NULL)
+                return;
+        if (sb->agent) {
+                if (!moat_sandbox_vm_exited (sb, NULL)) {
+                        destroy_sent = true;
+                        if (moat_agent_destroy_sandbox (sb->agent, &e) < 0) {
+                                moat_debug ("DestroySandbox: %s", e->msg);
+                                moat_error_release (&e);
+                        }
+                }
+                moat_agent_free (sb->agent);
+                sb->agent = NULL;
+        }
+        if (sb->vmm_pid > 0 && !sb->vmm_reaped) {
+                /* After DestroySandbox the guest powers off by itself; a
+                 * guest that never answered is killed at once. */
+                int st;
+                if (!destroy_sent || moat_wait_pid (sb->vmm_pid, VMM_EXIT_TIMEOUT_MS, &st) == 0)
+                        moat_stop_pid (sb->vmm_pid, SIGKILL, VMM_EXIT_TIMEOUT_MS);
+                sb->vmm_reaped = true;
+        }
+        if (sb->vsockd_pid > 0) {
+                moat_stop_pid (sb->vsockd_pid, SIGTERM, 2000);
+                sb->vsockd_pid = 0;
+        }
+        if (moat_share_release (&sb->share, &e) < 0) {
+                moat_warn ("%s: %s", sb->id, e->msg);
+                moat_error_release (&e);
+        }
+        if (sb->state_created && moat_state_remove (sb->root, sb->id, &e) < 0) {
+                moat_warn ("%s", e->msg);
+                moat_error_release (&e);
+        }
+        if (sb->lock_fd >= 0)
+                close (sb->lock_fd);
+        oci_config_free (sb->cfg);
+        free (sb->guest_config);
+        free (sb->state.id);
+        free (sb->state.bundle);
+        free (sb->state.rootfs);
+        free (sb->state.status);
+        free (sb->state.created);
+        strv_free (sb->state.annotation_keys);
+        strv_free (sb->state.annotation_values);
+        free (sb->state.hypervisor);
+        free (sb->state.vsock_socket);
+        free (sb->state.console_log);
+        free (sb->root);
+        free (sb->id);
+        free (sb->dir);
+        free (sb->bundle);
+        free (sb->vhost_socket);
+        free (sb->vsock_socket);
+        free (sb->console_log);
+        free (sb->vmm_log);
+        free (sb->vsockd_log);
+        free (sb->kernel_release);
+        free (sb);
+}

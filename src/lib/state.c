@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "moat/state.h"
+#include "moat/util.h"
+
+int
+moat_state_validate_id (const char *id, moat_error_t *err)
+{
+        if (id == NULL || *id == '\0')
+                return moat_make_error (err, 0, "container id must not be empty");
+        if (strcmp (id, ".") == 0 || strcmp (id, "..") == 0)
+                return moat_make_error (err, 0, "invalid container id \"%s\"", id);
+        if (strlen (id) > 1024)
+                return moat_make_error (err, 0, "container id is longer than 1024 bytes");
+        for (const char *p = id; *p; p++) {
+                char c = *p;
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.' || c == '+')
+                        continue;
+                return moat_make_error (
+                        err, 0, "invalid container id \"%s\": only letters, digits and _ + - . are allowed", id);
+        }
+        return 0;
+}
+
+static int
+not_exist (const char *id, moat_error_t *err)
+{
+        moat_make_error (err, 0, "container \"%s\" does not exist", id);
+        (*err)->errno_ = ENOENT; /* for callers; the message needs no strerror */
+        return -1;
+}
+
+char *
+moat_state_dir (const char *root, const char *id)
+{
+        return xasprintf_r ("%s/%s", root, id);
+}
+
+static int
+lock_file (const char *dir, int nonblock, int *lock_fd, moat_error_t *err)
+{
+        cleanup_free char *p = xasprintf_r ("%s/lock", dir);
+        cleanup_close int fd = open (p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return moat_make_error (err, errno, "open %s", p);
+        if (flock (fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) < 0)
+                return moat_make_error (err, errno, "lock %s", p);
+        *lock_fd = steal_fd (&fd);
+        return 0;
+}
+
+int
+moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t *err)
+{
+        cleanup_free char *dir = NULL;
+
+        if (moat_state_validate_id (id, err) < 0)
+                return -1;
+        if (mkdir_p (root, 0700, err) < 0)
+                return moat_error_wrap (err, "state root");
+        dir = moat_state_dir (root, id);
+        if (mkdir (dir, 0700) < 0) {
+                if (errno == EEXIST) {
+                        moat_make_error (err, 0, "container \"%s\" already exists", id);
+                        (*err)->errno_ = EEXIST; /* for callers; the message needs no strerror */
+                        return -1;
+                }
+                return moat_make_error (err, errno, "mkdir %s", dir);
+        }
+        if (lock_file (dir, 1, lock_fd, err) < 0) {
+                rmdir (dir);
+                return -1;
+        }
+        return 0;
+}
+
+int
+moat_state_lock (const char *root, const char *id, int *lock_fd, moat_error_t *err)
+{
+        cleanup_free char *dir = moat_state_dir (root, id);
+        struct stat st;
+        if (stat (dir, &st) < 0) {
+                if (errno == ENOENT)
+                        return not_exist (id, err);
+                return moat_make_error (err, errno, "stat %s", dir);
+        }
+        return lock_file (dir, 0, lock_fd, err);
+}
+
+static void
+gen_str (yajl_gen g, const char *s)
+{
+        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
+}
+
+static void
+gen_kv (yajl_gen g, const char *k, const char *v)
+{
+        gen_str (g, k);
+        if (v)
+                gen_str (g, v);
+        else
+                yajl_gen_null (g);
+}
+
+char *
+moat_state_to_json (const struct moat_state *st, int pretty)
+{
+        yajl_gen g = yajl_gen_alloc (NULL);
+        const unsigned char *buf;
+        size_t len;
+        char *out;
+
+        yajl_gen_config (g, yajl_gen_beautify, pretty);
+        yajl_gen_map_open (g);
+        gen_kv (g, "ociVersion", "1.0.2");
+        gen_kv (g, "id", st->id);
+        gen_str (g, "pid");
+        yajl_gen_integer (g, st->pid);
+        gen_kv (g, "status", st->status);
+        gen_kv (g, "bundle", st->bundle);
+        gen_kv (g, "rootfs", st->rootfs);
+        gen_kv (g, "created", st->created);
+        gen_kv (g, "owner", "");
+        gen_str (g, "annotations");
+        yajl_gen_map_open (g);
+        for (size_t i = 0; i < st->n_annotations; i++)
+                gen_kv (g, st->annotation_keys[i], st->annotation_values[i]);
+        yajl_gen_map_close (g);
+        gen_kv (g, "hypervisor", st->hypervisor);
+        gen_str (g, "vsockdPid");
+        yajl_gen_integer (g, st->vsockd_pid);
+        gen_kv (g, "vsockSocket", st->vsock_socket);
+        gen_kv (g, "consoleLog", st->console_log);
+        yajl_gen_map_close (g);
+        yajl_gen_get_buf (g, &buf, &len);
+        out = xstrndup ((const char *)buf, len);
+        yajl_gen_free (g);
+        return out;
+}
+
+int
+moat_state_save (const char *root, const struct moat_state *st, moat_error_t *err)
+{
+        cleanup_free char *dir = moat_state_dir (root, st->id);
+        cleanup_free char *tmp = xasprintf_r ("%s/state.json.tmp", dir);
+        cleanup_free char *path = xasprintf_r ("%s/state.json", dir);
+        cleanup_free char *json = moat_state_to_json (st, 0);
+
+        if (write_file (tmp, json, strlen (json), 0600, err) < 0)
+                return -1;
+        if (rename (tmp, path) < 0) {
+                unlink (tmp);
+                return moat_make_error (err, errno, "rename %s", path);
+        }
+        return 0;
+}
+
+static char *
+get_str (yajl_val t, const char *key)
+{
+        const char *path[] = {key, NULL};
+        yajl_val v = yajl_tree_get (t, path, yajl_t_string);
+        return v ? xstrdup (YAJL_GET_STRING (v)) : NULL;
+}
+
+static long long
+get_int (yajl_val t, const char *key)
+{
+        const char *path[] = {key, NULL};
+        yajl_val v = yajl_tree_get (t, path, yajl_t_number);
+        return v && YAJL_IS_INTEGER (v) ? YAJL_GET_INTEGER (v) : 0;
+}
+
+int
+moat_state_load (const char *root, const char *id, struct moat_state **out, moat_error_t *err)
+{
+        cleanup_free char *dir = NULL;
+        cleanup_free char *path = NULL;
+        cleanup_free char *data = NULL;
+        char ebuf[256] = "";
+        yajl_val t, ann;
+        struct moat_state *st;
+        const char *ann_path[] = {"annotations", NULL};
+
+        if (moat_state_validate_id (id, err) < 0)
+                return -1;
+        dir = moat_state_dir (root, id);
+        path = xasprintf_r ("%s/state.json", dir);
+        if (read_file (path, &data, NULL, err) < 0) {
+                if (*err && (*err)->errno_ == ENOENT)
+                        return not_exist (id, err);
+                return -1;
+        }
+        t = yajl_tree_parse (data, ebuf, sizeof ebuf);
+        if (t == NULL || !YAJL_IS_OBJECT (t)) {
+                yajl_tree_free (t);
+                return moat_make_error (err, 0, "%s: invalid state: %s", path, ebuf);
+        }
+        st = xzalloc (sizeof *st);
+        st->id = get_str (t, "id");
+        st->bundle = get_str (t, "bundle");
+        st->rootfs = get_str (t, "rootfs");
+        st->status = get_str (t, "status");
+        st->created = get_str (t, "created");
+        st->pid = get_int (t, "pid");
+        st->hypervisor = get_str (t, "hypervisor");
+        st->vsockd_pid = get_int (t, "vsockdPid");
+        st->vsock_socket = get_str (t, "vsockSocket");
+        st->console_log = get_str (t, "consoleLog");
+        ann = yajl_tree_get (t, ann_path, yajl_t_object);
+        if (ann) {
+                size_t n = YAJL_GET_OBJECT (ann)->len;
+                st->annotation_keys = xzalloc ((n + 1) * sizeof (char *));
+                st->annotation_values = xzalloc ((n + 1) * sizeof (char *));
+                for (size_t i = 0; i < n; i++) {
+                        yajl_val v = YAJL_GET_OBJECT (ann)->values[i];
+                        if (!YAJL_IS_STRING (v))
+                                continue;
+                        st->annotation_keys[st->n_annotations] = xstrdup (YAJL_GET_OBJECT (ann)->keys[i]);
+                        st->annotation_values[st->n_annotations++] = xstrdup (YAJL_GET_STRING (v));
+                }
+        }
+        yajl_tree_free (t);
+        if (st->id == NULL)
+                st->id = xstrdup (id);
+        *out = st;
+        return 0;
+}
+
+void
+moat_state_free (struct moat_state *st)
+{
+        if (st == NULL)
+                return;
+        free (st->id);
+        free (st->bundle);
+        free (st->rootfs);
+        free (st->status);
+        free (st->created);
+        strv_free (st->annotation_keys);
+        strv_free (st->annotation_values);
+        free (st->hypervisor);
+        free (st->vsock_socket);
+        free (st->console_log);
+        free (st);
+}
+
+int
+moat_state_remove (const char *root, const char *id, moat_error_t *err)
+{
+        cleanup_free char *dir = moat_state_dir (root, id);
+        if (rm_rf (dir, err) < 0)
+                return moat_error_wrap (err, "remove state of %s", id);
+        return 0;
+}
+
+char *
+moat_state_now (void)
+{
+        struct timespec ts;
+        struct tm tm;
+        char buf[64];
+        clock_gettime (CLOCK_REALTIME, &ts);
+        gmtime_r (&ts.tv_sec, &tm);
+        strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        return xasprintf_r ("%s.%09ldZ", buf, ts.tv_nsec);
+}
