@@ -189,8 +189,8 @@ test_missing_binary (void **state)
         cleanup_free char *msg = NULL;
         Moat__Agent__V1__CreateContainerRequest q = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         cleanup_free char *cfg = config ("[\"nope\"]");
-        assert_int_equal (system (xasprintf_r ("mkdir -p %s/share/c2 && cp -a %s/rootfs %s/share/c2/", dir, dir, dir)),
-                          0);
+        cleanup_free char *cmd = xasprintf_r ("mkdir -p %s/share/c2 && cp -a %s/rootfs %s/share/c2/", dir, dir, dir);
+        assert_int_equal (system (cmd), 0);
         q.container_id = "c2";
         q.config_json = cfg;
         assert_int_equal (
