@@ -75,6 +75,9 @@ size_t moat_p9_handle (struct moat_p9_server *s, const uint8_t *req, size_t req_
 uint32_t moat_p9_msize (const struct moat_p9_server *s);
 /* Open fids, for tests and stats. */
 size_t moat_p9_nfids (const struct moat_p9_server *s);
+/* The share root's O_PATH fd (owned by the server); a process that serves
+ * the share keeps it open and may close every other inherited fd. */
+int moat_p9_server_root_fd (const struct moat_p9_server *s);
 /* Forgets every fid (device reset). */
 void moat_p9_reset (struct moat_p9_server *s);
 

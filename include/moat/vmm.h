@@ -129,6 +129,7 @@ struct vmm {
         bool debug;
         struct vmm_virtio_mmio *virtio; /* list of virtio-mmio devices */
         bool use_memfd;                 /* set before vmm_open: guest RAM from a memfd */
+        int helper_seccomp;             /* enum vmm_seccomp_mode for device worker processes */
         int mem_fd;                     /* that memfd, -1 without */
         /* Called by vmm_run once every thread exists and before any vCPU
          * enters the guest (seccomp). Failing stops the VM with an error. */
@@ -163,6 +164,15 @@ int vmm_seccomp_parse_mode (const char *s, enum vmm_seccomp_mode *out, moat_erro
 int vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_error_t *err);
 /* Writes the allowed syscalls, one a line, then "N syscalls"; returns N or -1. */
 int vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err);
+/* The same for one of moat-vmm's filters: the VMM's, or the one the
+ * virtio-9p worker process runs under (with vmm_virtio_9p_syscalls). */
+enum vmm_seccomp_filter {
+        VMM_FILTER_VMM,
+        VMM_FILTER_9P_WORKER,
+};
+int vmm_seccomp_install_filter (enum vmm_seccomp_filter which, enum vmm_seccomp_mode mode, const char *const *extra,
+                                moat_error_t *err);
+int vmm_seccomp_print_filter (enum vmm_seccomp_filter which, FILE *out, const char *const *extra, moat_error_t *err);
 
 /* vcpu.c */
 int vmm_create_vcpus (struct vmm *vm, moat_error_t *err);

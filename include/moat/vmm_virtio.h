@@ -54,6 +54,8 @@ enum {
 #define VIRTIO_STATUS_FAILED 0x80
 #define VIRTIO_INT_VRING 1
 #define VIRTIO_INT_CONFIG 2
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG 4
 #define VIRTIO_ID_9P 9
 #define VIRTIO_ID_VSOCK 19
@@ -70,6 +72,8 @@ struct vmm_virtio_ops {
         void (*queue_notify) (struct vmm_virtio_mmio *m, int q);
         void (*reset) (struct vmm_virtio_mmio *m);
         void (*free) (struct vmm_virtio_mmio *m);
+        /* Optional, with m->lock held: queue q was started (on) or stopped. */
+        void (*queue_ready) (struct vmm_virtio_mmio *m, int q, bool on);
 };
 
 struct vmm_virtio_queue {
@@ -91,6 +95,12 @@ struct vmm_virtio_mmio {
         char cmdline_arg[64];
         uint64_t device_features, driver_features;
         uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, config_generation;
+        /* The interrupt status word: &isr, or a page shared with a device
+         * process (virtio-9p worker) that raises interrupts itself. */
+        uint32_t *isrp;
+        /* The device reads the queue ioeventfds itself (a worker process):
+         * the event loop does not watch them. Set before attach. */
+        bool external_notify;
         struct vmm_virtio_queue q[VMM_VIRTIO_MAX_QUEUES];
         int irqfd;
         /* Raises the interrupt; default: write the irqfd. Tests replace it. */
@@ -137,5 +147,44 @@ struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, con
 uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
 int vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
                           moat_error_t *err);
+
+/* virtio-net (device id 1) on a host tap opened with IFF_TAP | IFF_NO_PI |
+ * IFF_VNET_HDR and a 12-byte (virtio 1.x) header. Offers MAC only (no
+ * checksum or segmentation offloads, no mergeable buffers): every frame
+ * travels with a zeroed header. Queues are served by a thread of the device
+ * fed by the queue ioeventfds and the tap fd; interrupts go out by irqfd. */
+#define VMM_VIRTIO_NET_HDR_LEN 12
+#define VMM_VIRTIO_NET_F_MAC 5
+#define VMM_VIRTIO_NET_MAX_FRAME 65535 /* largest frame (without the header) moved either way */
+struct vmm_virtio_net_stats {
+        uint64_t rx_packets, rx_bytes, rx_dropped; /* host -> guest; dropped: did not fit, bad offload header */
+        uint64_t tx_packets, tx_bytes, tx_dropped; /* guest -> host; dropped: too short/long, tap refused */
+};
+extern const struct vmm_virtio_ops vmm_virtio_net_ops;
+/* "52:54:00:12:34:56": a unicast MAC. */
+int vmm_net_parse_mac (const char *s, uint8_t mac[6], moat_error_t *err);
+/* A random locally administered unicast MAC, 02:4d:54:xx:xx:xx. */
+void vmm_net_random_mac (uint8_t mac[6]);
+/* Opens (or creates) tap `name`: non-blocking, close-on-exec, vnet header of 12 bytes, offloads off. */
+int vmm_tap_open (const char *name, moat_error_t *err);
+/* The device without KVM or thread (unit tests): takes tap_fd (any
+ * non-blocking packet fd: a tap or a SOCK_SEQPACKET socket). */
+struct vmm_virtio_mmio *vmm_virtio_net_new (const struct moat_guest_mem *mem, int tap_fd, const uint8_t mac[6],
+                                            uint64_t base, uint32_t irq);
+/* Moves what can be moved now, both ways (takes m->lock). */
+void vmm_virtio_net_poll (struct vmm_virtio_mmio *m);
+void vmm_virtio_net_get_stats (struct vmm_virtio_mmio *m, struct vmm_virtio_net_stats *out);
+int vmm_virtio_net_attach (struct vmm *vm, const char *tap, const uint8_t mac[6], struct vmm_virtio_mmio **out,
+                           moat_error_t *err);
+
+/* virtio-console (device id 3), single port, output only: what the guest
+ * writes on the transmit queue goes to out_fd (not closed by the device);
+ * the receive queue is never filled. Served from the event loop. */
+extern const struct vmm_virtio_ops vmm_virtio_console_ops;
+struct vmm_virtio_mmio *vmm_virtio_console_new (const struct moat_guest_mem *mem, int out_fd, uint64_t base,
+                                                uint32_t irq);
+/* Bytes written to out_fd so far. */
+uint64_t vmm_virtio_console_bytes (struct vmm_virtio_mmio *m);
+int vmm_virtio_console_attach (struct vmm *vm, int out_fd, struct vmm_virtio_mmio **out, moat_error_t *err);
 
 #endif

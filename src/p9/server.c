@@ -1274,6 +1274,12 @@ moat_p9_server_new (const char *root, struct moat_p9_server **out, moat_error_t 
         return 0;
 }
 
+int
+moat_p9_server_root_fd (const struct moat_p9_server *s)
+{
+        return s->root_fd;
+}
+
 void
 moat_p9_server_free (struct moat_p9_server *s)
 {

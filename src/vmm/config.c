@@ -29,6 +29,8 @@ vmm_config_free (struct vmm_config *c)
         }
         free (c->shares);
         free (c->vsock_socket);
+        free (c->tap);
+        free (c->console_log);
         memset (c, 0, sizeof *c);
 }
 
@@ -58,6 +60,15 @@ vmm_config_add_share (struct vmm_config *c, const char *spec, moat_error_t *err)
                 }
         c->shares = xrealloc (c->shares, (c->nshares + 1) * sizeof *c->shares);
         c->shares[c->nshares++] = sh;
+        return 0;
+}
+
+int
+vmm_config_set_mac (struct vmm_config *c, const char *mac, moat_error_t *err)
+{
+        if (vmm_net_parse_mac (mac, c->mac, err) < 0)
+                return -1;
+        c->has_mac = true;
         return 0;
 }
 
@@ -158,6 +169,14 @@ vmm_config_load_json (struct vmm_config *c, const char *text, moat_error_t *err)
                         r = get_string (v, k, &c->vsock_socket, err);
                 else if (strcmp (k, "guest_cid") == 0)
                         r = get_uint (v, k, UINT32_MAX - 1, &c->guest_cid, err);
+                else if (strcmp (k, "tap") == 0)
+                        r = get_string (v, k, &c->tap, err);
+                else if (strcmp (k, "mac") == 0) {
+                        if (!YAJL_IS_STRING (v))
+                                return moat_make_error (err, 0, "`mac`: expected a string");
+                        r = vmm_config_set_mac (c, YAJL_GET_STRING (v), err);
+                } else if (strcmp (k, "console_log") == 0)
+                        r = get_string (v, k, &c->console_log, err);
                 else if (strcmp (k, "memfd") == 0)
                         r = get_bool (v, k, &c->memfd, err);
                 else if (strcmp (k, "seccomp") == 0) {
@@ -205,6 +224,12 @@ vmm_config_validate (const struct vmm_config *c, moat_error_t *err)
         if (c->guest_cid != 0 && (c->guest_cid < 3 || c->guest_cid >= UINT32_MAX))
                 return moat_make_error (err, 0, "guest CID %llu: must be 3 to %u", (unsigned long long)c->guest_cid,
                                         UINT32_MAX - 1);
+        if (c->has_mac && c->tap == NULL)
+                return moat_make_error (err, 0, "a MAC address without a network device (--tap NAME)");
+        if (c->tap && (*c->tap == '\0' || strlen (c->tap) >= 16 || strchr (c->tap, '/') || strchr (c->tap, ' ')))
+                return moat_make_error (err, 0, "tap `%s`: not a valid interface name (1 to 15 characters)", c->tap);
+        if (c->console_log && *c->console_log == '\0')
+                return moat_make_error (err, 0, "console log: empty file name (use - for stdout)");
         if (c->guest_cid != 0 && c->vsock_socket == NULL)
                 return moat_make_error (err, 0, "a guest CID without a vsock device (--vsock-socket PATH)");
         return 0;

@@ -31,14 +31,21 @@ static const char usage[] = "Usage: moat-vmm --kernel FILE [options]\n"
                             "  --serial-stdin       feed stdin to COM1\n"
                             "  --rng                add a virtio-rng device (virtio-mmio)\n"
                             "  --share TAG=PATH     add a virtio-9p device serving directory PATH (9P2000.L)\n"
-                            "                       with mount tag TAG (repeatable)\n"
+                            "                       with mount tag TAG (repeatable); served by a confined worker\n"
+                            "                       process, guest RAM then comes from a memfd\n"
                             "  --vsock-socket PATH  add a virtio-vsock device; host side is the hybrid-vsock\n"
                             "                       socket PATH (\"CONNECT <port>\\n\"; guest -> CID 2 port P\n"
                             "                       goes to PATH_P)\n"
                             "  --guest-cid N        the guest's vsock CID (default 3)\n"
+                            "  --tap NAME           add a virtio-net device on host tap NAME (created if missing)\n"
+                            "  --mac MAC            the guest's MAC for --tap (default: random 02:4d:54:xx:xx:xx)\n"
+                            "  --console-log FILE|- add a virtio-console device (guest hvc0); its output goes to\n"
+                            "                       FILE or stdout\n"
                             "  --memfd              guest RAM from a memfd, MAP_SHARED\n"
                             "  --seccomp MODE       kill (default), trap or errno (debugging), off\n"
-                            "  --print-seccomp      list the syscalls allowed once the guest runs\n"
+                            "  --print-seccomp[=WHO]  list the syscalls allowed once the guest runs, in the\n"
+                            "                       VMM (WHO=vmm, default) or in the virtio-9p worker process\n"
+                            "                       (WHO=9p-worker)\n"
                             "  --cpuid-mask L:R:B   clear bits B of register R (eax..edx) in CPUID leaf L\n"
                             "  --config FILE        JSON configuration (later options override it)\n"
                             "  --debug              log unhandled exits\n"
@@ -63,6 +70,9 @@ enum {
         OPT_SECCOMP,
         OPT_PRINT_SECCOMP,
         OPT_SHARE,
+        OPT_TAP,
+        OPT_MAC,
+        OPT_CONSOLE_LOG,
         OPT_HELP
 };
 
@@ -82,8 +92,11 @@ static const struct option options[] = {
         {"guest-cid", required_argument, NULL, OPT_GUEST_CID},
         {"memfd", no_argument, NULL, OPT_MEMFD},
         {"seccomp", required_argument, NULL, OPT_SECCOMP},
-        {"print-seccomp", no_argument, NULL, OPT_PRINT_SECCOMP},
+        {"print-seccomp", optional_argument, NULL, OPT_PRINT_SECCOMP},
         {"share", required_argument, NULL, OPT_SHARE},
+        {"tap", required_argument, NULL, OPT_TAP},
+        {"mac", required_argument, NULL, OPT_MAC},
+        {"console-log", required_argument, NULL, OPT_CONSOLE_LOG},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -101,12 +114,14 @@ parse_num (const char *opt, const char *s, unsigned long long max, unsigned long
 }
 
 static bool print_seccomp;
+static enum vmm_seccomp_filter print_filter = VMM_FILTER_VMM;
 
-/* Syscalls the configured devices need beyond seccomp.c's base list. */
+/* Syscalls a filter needs beyond seccomp.c's base lists: the VMM needs none
+ * for any device (the 9p server's file syscalls live in its worker). */
 static const char *const *
-seccomp_extra (const struct vmm_config *c)
+seccomp_extra (enum vmm_seccomp_filter which)
 {
-        return c->nshares ? vmm_virtio_9p_syscalls : NULL;
+        return which == VMM_FILTER_9P_WORKER ? vmm_virtio_9p_syscalls : NULL;
 }
 
 /* 1: --help; 2: --print-seccomp; 0: config ready; -1: error. */
@@ -182,10 +197,29 @@ parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
                         break;
                 case OPT_PRINT_SECCOMP:
                         print_seccomp = true;
+                        if (optarg == NULL || strcmp (optarg, "vmm") == 0)
+                                print_filter = VMM_FILTER_VMM;
+                        else if (strcmp (optarg, "9p-worker") == 0)
+                                print_filter = VMM_FILTER_9P_WORKER;
+                        else
+                                return moat_make_error (err, 0, "--print-seccomp `%s`: expected vmm or 9p-worker",
+                                                        optarg);
                         break;
                 case OPT_SHARE:
                         if (vmm_config_add_share (c, optarg, err) < 0)
                                 return -1;
+                        break;
+                case OPT_TAP:
+                        free (c->tap);
+                        c->tap = xstrdup (optarg);
+                        break;
+                case OPT_MAC:
+                        if (vmm_config_set_mac (c, optarg, err) < 0)
+                                return -1;
+                        break;
+                case OPT_CONSOLE_LOG:
+                        free (c->console_log);
+                        c->console_log = xstrdup (optarg);
                         break;
                 case OPT_HELP:
                         return 1;
@@ -212,7 +246,8 @@ confine (struct vmm *vm, moat_error_t *err)
 
 /* Sets the VM up; returns 0 or -1 with err. */
 static int
-setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int serial_fd, moat_error_t *err)
+setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int serial_fd, int console_fd,
+       moat_error_t *err)
 {
         cleanup_free char *kernel = NULL, *initrd = NULL;
         size_t klen = 0, ilen = 0;
@@ -224,9 +259,11 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
         vm->masks = c->masks;
         vm->nmasks = c->nmasks;
         vm->debug = c->debug;
-        vm->use_memfd = c->memfd;
+        /* The 9p worker process sees guest RAM through a shared mapping. */
+        vm->use_memfd = c->memfd || c->nshares > 0;
+        vm->helper_seccomp = c->seccomp;
         seccomp_mode = c->seccomp;
-        seccomp_extra_syscalls = seccomp_extra (c);
+        seccomp_extra_syscalls = seccomp_extra (VMM_FILTER_VMM);
         vm->confine = confine;
         if (vmm_open (vm, c->memory_mib << 20, c->cpus, err) < 0)
                 return -1;
@@ -264,6 +301,29 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
                 cmdline = n;
         }
 
+        if (c->tap) {
+                struct vmm_virtio_mmio *dev;
+                uint8_t mac[6];
+                if (c->has_mac)
+                        memcpy (mac, c->mac, sizeof mac);
+                else
+                        vmm_net_random_mac (mac);
+                if (vmm_virtio_net_attach (vm, c->tap, mac, &dev, err) < 0)
+                        return moat_error_wrap (err, "virtio-net");
+                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
+                free (cmdline);
+                cmdline = n;
+        }
+
+        if (console_fd >= 0) {
+                struct vmm_virtio_mmio *dev;
+                if (vmm_virtio_console_attach (vm, console_fd, &dev, err) < 0)
+                        return moat_error_wrap (err, "virtio-console");
+                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
+                free (cmdline);
+                cmdline = n;
+        }
+
         struct vmm_boot_info info = {0};
         if (vmm_load_elf (&vm->mem, kernel, klen, &info, err) < 0)
                 return moat_error_wrap (err, "kernel %s", c->kernel);
@@ -285,7 +345,7 @@ main (int argc, char **argv)
         moat_log_init (NULL, 0, 0);
         int r = parse_args (argc, argv, &c, &err);
         if (r == 2) {
-                r = vmm_seccomp_print (stdout, seccomp_extra (&c), &err);
+                r = vmm_seccomp_print_filter (print_filter, stdout, seccomp_extra (print_filter), &err);
                 vmm_config_free (&c);
                 if (r < 0) {
                         moat_error_print (&err, "moat-vmm");
@@ -319,10 +379,25 @@ main (int argc, char **argv)
                 serial_fd = log_fd;
         }
 
+        cleanup_close int console_log_fd = -1;
+        int console_fd = -1;
+        if (c.console_log && strcmp (c.console_log, "-") == 0) {
+                console_fd = STDOUT_FILENO;
+        } else if (c.console_log) {
+                console_log_fd = open (c.console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (console_log_fd < 0) {
+                        moat_make_error (&err, errno, "console log %s", c.console_log);
+                        moat_error_print (&err, "moat-vmm");
+                        vmm_config_free (&c);
+                        return VMM_EXIT_USAGE;
+                }
+                console_fd = console_log_fd;
+        }
+
         struct vmm vm = {0};
         struct vmm_serial serial;
         int code;
-        if (setup (&vm, &c, &serial, serial_fd, &err) < 0) {
+        if (setup (&vm, &c, &serial, serial_fd, console_fd, &err) < 0) {
                 moat_error_print (&err, "moat-vmm");
                 code = VMM_EXIT_USAGE;
         } else if ((code = vmm_run (&vm, &err)) < 0) {

@@ -8,7 +8,9 @@
  * loop (epoll, eventfd/timerfd/signalfd reads, irqfd writes), the vsock
  * device's host side (AF_UNIX sockets only: accept the hybrid socket's
  * clients, connect to "<path>_<port>", remove the socket at exit), memory
- * for malloc without PROT_EXEC, the vCPU kick signal and thread teardown. */
+ * for malloc without PROT_EXEC, the vCPU kick signal and thread teardown,
+ * and reaping the virtio-9p worker. No file system calls: the 9p server runs
+ * in that worker process, under its own filter (VMM_FILTER_9P_WORKER). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -33,10 +35,12 @@ enum arg_rule {
         FCNTL_FLAGS,  /* arg1 is F_GETFL, F_SETFL, F_GETFD, F_SETFD or F_DUPFD_CLOEXEC */
 };
 
-static const struct {
+struct rule {
         const char *name;
         enum arg_rule rule;
-} allowed[] = {
+};
+
+static const struct rule vmm_allowed[] = {
         /* event loop and devices */
         {"read", ANY},
         {"readv", ANY},
@@ -52,7 +56,7 @@ static const struct {
         {"socket", SOCKET_UNIX},
         {"connect", ANY},
         {"accept4", ANY},
-        {"fcntl", FCNTL_FLAGS}, /* O_NONBLOCK on accepted clients, 9p fd copies */
+        {"fcntl", FCNTL_FLAGS}, /* O_NONBLOCK on accepted clients */
         {"sendmsg", ANY},
         {"sendto", ANY},
         {"recvfrom", ANY},
@@ -77,6 +81,46 @@ static const struct {
         {"newfstatat", ANY},
         {"exit", ANY},
         {"exit_group", ANY},
+        /* teardown: kill and reap the virtio-9p worker process */
+        {"pidfd_send_signal", ANY},
+        {"wait4", ANY},
+};
+
+/* The virtio-9p worker process (virtio_9p.c): guest RAM is mapped, the
+ * queue's ioeventfd and irqfd and a control socket are its only links to
+ * the VMM; no KVM ioctls, no sockets. The file syscalls come from
+ * vmm_virtio_9p_syscalls. */
+static const struct rule worker_allowed[] = {
+        {"read", ANY},
+        {"write", ANY},
+        {"close", ANY},
+        {"poll", ANY},
+        {"ppoll", ANY},
+        {"fcntl", FCNTL_FLAGS},
+        {"mmap", NO_EXEC_ARG2},
+        {"mprotect", NO_EXEC_ARG2},
+        {"munmap", ANY},
+        {"madvise", ANY},
+        {"brk", ANY},
+        {"futex", ANY},
+        {"getpid", ANY},
+        {"gettid", ANY},
+        {"rt_sigreturn", ANY},
+        {"rt_sigprocmask", ANY},
+        {"restart_syscall", ANY},
+        {"clock_gettime", ANY},
+        {"newfstatat", ANY},
+        {"exit", ANY},
+        {"exit_group", ANY},
+};
+
+struct rules {
+        const struct rule *r;
+        size_t n;
+};
+static const struct rules filters[] = {
+        [VMM_FILTER_VMM] = {vmm_allowed, ARRAY_SIZE (vmm_allowed)},
+        [VMM_FILTER_9P_WORKER] = {worker_allowed, ARRAY_SIZE (worker_allowed)},
 };
 
 static const unsigned long kvm_ioctls[] = {KVM_RUN, KVM_IRQ_LINE};
@@ -102,24 +146,25 @@ release_ctx (scmp_filter_ctx *ctx)
 }
 
 static bool
-in_base (const char *name)
+in_base (const struct rules *t, const char *name)
 {
-        for (size_t i = 0; i < ARRAY_SIZE (allowed); i++)
-                if (strcmp (allowed[i].name, name) == 0)
+        for (size_t i = 0; i < t->n; i++)
+                if (strcmp (t->r[i].name, name) == 0)
                         return true;
         return false;
 }
 
 static int
-build (uint32_t def_action, const char *const *extra, scmp_filter_ctx *out, moat_error_t *err)
+build (const struct rules *t, uint32_t def_action, const char *const *extra, scmp_filter_ctx *out, moat_error_t *err)
 {
+        const struct rule *allowed = t->r;
         __attribute__ ((cleanup (release_ctx))) scmp_filter_ctx ctx = seccomp_init (def_action);
         if (ctx == NULL)
                 return moat_make_error (err, ENOMEM, "seccomp_init");
         int r = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_TSYNC, 1);
         if (r < 0)
                 return moat_make_error (err, -r, "seccomp: thread sync");
-        for (size_t i = 0; i < ARRAY_SIZE (allowed); i++) {
+        for (size_t i = 0; i < t->n; i++) {
                 int nr = seccomp_syscall_resolve_name (allowed[i].name);
                 if (nr == __NR_SCMP_ERROR)
                         return moat_make_error (err, 0, "seccomp: unknown syscall %s", allowed[i].name);
@@ -148,7 +193,7 @@ build (uint32_t def_action, const char *const *extra, scmp_filter_ctx *out, moat
                         return moat_make_error (err, -r, "seccomp: allow %s", allowed[i].name);
         }
         for (size_t i = 0; extra && extra[i]; i++) {
-                if (in_base (extra[i]))
+                if (in_base (t, extra[i]))
                         continue; /* keep the argument filters of the base list */
                 int nr = seccomp_syscall_resolve_name (extra[i]);
                 if (nr == __NR_SCMP_ERROR)
@@ -184,7 +229,8 @@ sigsys_handler (int sig, siginfo_t *si, void *uc)
 }
 
 int
-vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_error_t *err)
+vmm_seccomp_install_filter (enum vmm_seccomp_filter which, enum vmm_seccomp_mode mode, const char *const *extra,
+                            moat_error_t *err)
 {
         uint32_t action;
         switch (mode) {
@@ -211,7 +257,7 @@ vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_
         if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return moat_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
         __attribute__ ((cleanup (release_ctx))) scmp_filter_ctx ctx = NULL;
-        if (build (action, extra, &ctx, err) < 0)
+        if (build (&filters[which], action, extra, &ctx, err) < 0)
                 return -1;
         int r = seccomp_load (ctx);
         if (r < 0)
@@ -222,13 +268,21 @@ vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_
 }
 
 int
-vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err)
+vmm_seccomp_install (enum vmm_seccomp_mode mode, const char *const *extra, moat_error_t *err)
 {
+        return vmm_seccomp_install_filter (VMM_FILTER_VMM, mode, extra, err);
+}
+
+int
+vmm_seccomp_print_filter (enum vmm_seccomp_filter which, FILE *out, const char *const *extra, moat_error_t *err)
+{
+        const struct rules *t = &filters[which];
+        const struct rule *allowed = t->r;
         /* Built (not loaded) so that every name is checked. */
         __attribute__ ((cleanup (release_ctx))) scmp_filter_ctx ctx = NULL;
-        if (build (SCMP_ACT_KILL_PROCESS, extra, &ctx, err) < 0)
+        if (build (t, SCMP_ACT_KILL_PROCESS, extra, &ctx, err) < 0)
                 return -1;
-        for (size_t i = 0; i < ARRAY_SIZE (allowed); i++) {
+        for (size_t i = 0; i < t->n; i++) {
                 const char *note = "";
                 switch (allowed[i].rule) {
                 case IOCTL_KVM:
@@ -248,9 +302,9 @@ vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err)
                 }
                 fprintf (out, "%s%s\n", allowed[i].name, note);
         }
-        size_t n = ARRAY_SIZE (allowed);
+        size_t n = t->n;
         for (size_t i = 0; extra && extra[i]; i++) {
-                bool dup = in_base (extra[i]);
+                bool dup = in_base (t, extra[i]);
                 for (size_t j = 0; j < i && !dup; j++)
                         dup = strcmp (extra[i], extra[j]) == 0;
                 if (dup)
@@ -260,4 +314,10 @@ vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err)
         }
         fprintf (out, "%zu syscalls\n", n);
         return (int)n;
+}
+
+int
+vmm_seccomp_print (FILE *out, const char *const *extra, moat_error_t *err)
+{
+        return vmm_seccomp_print_filter (VMM_FILTER_VMM, out, extra, err);
 }

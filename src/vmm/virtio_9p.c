@@ -1,14 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-9p (device id 9): one request queue carrying 9P2000.L messages,
  * served by moat's 9P server (moat/p9.h) confined to one host directory.
- * Config space: tag length (le16) and the mount tag. Requests are handled
- * by a worker thread: the queue notify (from the ioeventfd, on the event
- * loop) only wakes it, so slow file I/O never stalls a vCPU or the loop.
- * The worker holds the transport lock only to pop and push; a device reset
- * while a request is in flight bumps a generation so the stale reply is
- * dropped, and the server forgets its fids before the next request. */
+ * Config space: tag length (le16) and the mount tag.
+ *
+ * In moat-vmm (vmm_virtio_9p_attach) requests are served by a worker
+ * PROCESS, so that the VMM itself needs no file system calls and the
+ * process that touches files holds no KVM fd: it is forked once guest RAM
+ * is mapped MAP_SHARED from the memfd (it sees guest memory at the same
+ * addresses), keeps only the share's root fd, the queue's ioeventfd (KVM
+ * signals it on QueueNotify), the irqfd, a page holding the interrupt
+ * status word and a control socket, closes every other fd and installs its
+ * own seccomp filter (file syscalls, no ioctl, no sockets) before it reads
+ * anything from the guest. The VMM keeps the virtio-mmio registers and
+ * tells the worker over the control socket when the queue starts, stops or
+ * the device is reset, and waits for the acknowledgement: after a reset
+ * returns, the worker no longer touches the rings. The worker dies with the
+ * VMM (PR_SET_PDEATHSIG, EOF on the control socket); the VMM stops the VM
+ * if the worker dies (pidfd on the event loop).
+ *
+ * vmm_virtio_9p_new (unit tests, no KVM) serves from a worker thread
+ * instead: the queue notify only wakes it; it holds the transport lock only
+ * to pop and push; a device reset while a request is in flight bumps a
+ * generation so the stale reply is dropped, and the server forgets its fids
+ * before the next request. */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "moat/log.h"
 #include "moat/p9.h"
@@ -37,6 +61,30 @@ struct p9dev {
         uint64_t requests; /* served, for stats and tests */
         struct moat_virtq_elem elem;
         uint8_t *req, *resp;
+
+        /* worker process mode */
+        bool proc;
+        struct vmm *vm;
+        char *tag;
+        pid_t pid;
+        int ctl;       /* control socket to the worker; -1 once it failed */
+        int ctl_owned; /* the same fd, closed by p9_free */
+        int pidfd;     /* readable when the worker exits */
+        uint32_t *isr; /* shared page: the transport's interrupt status */
+        int irqfd;     /* worker side */
+};
+
+/* VMM -> worker control messages, each acknowledged with one byte. */
+enum {
+        P9_CTL_START = 1, /* the queue is ready: its layout follows */
+        P9_CTL_STOP,      /* the queue is no longer ready */
+        P9_CTL_RESET,     /* device reset: stop and forget every fid */
+};
+struct p9_ctl {
+        uint32_t op;
+        uint16_t num;
+        uint8_t event_idx, indirect;
+        uint64_t desc, avail, used;
 };
 
 static void
@@ -53,10 +101,59 @@ p9_queue_notify (struct vmm_virtio_mmio *m, int q)
 {
         struct p9dev *d = m->dev;
         (void)q;
+        if (d->proc) {
+                /* Only reached without a KVM ioeventfd: pass the kick on. */
+                uint64_t one = 1;
+                if (write (m->q[0].ioeventfd, &one, sizeof one) < 0)
+                        moat_warn ("virtio-9p %s: kick: %s", d->tag, strerror (errno));
+                return;
+        }
         pthread_mutex_lock (&d->wlock);
         d->kicked = true;
         pthread_cond_signal (&d->wcond);
         pthread_mutex_unlock (&d->wlock);
+}
+
+/* With m->lock held (vCPU thread): one control round trip. */
+static void
+ctl_call (struct p9dev *d, const struct p9_ctl *msg)
+{
+        char ack;
+        ssize_t n;
+        if (d->ctl < 0)
+                return;
+        do
+                n = send (d->ctl, msg, sizeof *msg, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof *msg) {
+                do
+                        n = recv (d->ctl, &ack, 1, 0);
+                while (n < 0 && errno == EINTR && !atomic_load (&d->vm->stopping));
+                if (n == 1)
+                        return;
+        }
+        d->ctl = -1; /* closed by p9_free */
+        vmm_request_stop (d->vm, VMM_EXIT_ERROR, "virtio-9p %s: the worker process does not answer", d->tag);
+}
+
+/* With m->lock held. */
+static void
+p9_queue_ready (struct vmm_virtio_mmio *m, int q, bool on)
+{
+        struct p9dev *d = m->dev;
+        if (!d->proc)
+                return;
+        struct p9_ctl msg = {.op = on ? P9_CTL_START : P9_CTL_STOP};
+        if (on) {
+                const struct moat_virtq *vq = &m->q[q].vq;
+                msg.num = vq->size;
+                msg.event_idx = vq->event_idx;
+                msg.indirect = vq->indirect;
+                msg.desc = vq->desc_gpa;
+                msg.avail = vq->avail_gpa;
+                msg.used = vq->used_gpa;
+        }
+        ctl_call (d, &msg);
 }
 
 /* With m->lock held. */
@@ -64,6 +161,11 @@ static void
 p9_reset (struct vmm_virtio_mmio *m)
 {
         struct p9dev *d = m->dev;
+        if (d->proc) {
+                struct p9_ctl msg = {.op = P9_CTL_RESET};
+                ctl_call (d, &msg);
+                return;
+        }
         d->generation++;
         d->reset_pending = true;
 }
@@ -129,6 +231,18 @@ p9_free (struct vmm_virtio_mmio *m)
         struct p9dev *d = m->dev;
         if (d == NULL)
                 return;
+        if (d->proc) {
+                /* The worker is ours to reap (nobody else may): kill it (a
+                 * request may be blocked in the file system) and wait. */
+                moat_cleanup_closep (&d->ctl_owned);
+                if (d->pidfd >= 0 && syscall (SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) == 0)
+                        while (waitpid (d->pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+                moat_cleanup_closep (&d->pidfd);
+                if (d->isr)
+                        munmap (d->isr, 4096);
+                free (d->tag);
+        }
         if (d->started) {
                 pthread_mutex_lock (&d->wlock);
                 d->stop = true;
@@ -156,6 +270,7 @@ const struct vmm_virtio_ops vmm_virtio_9p_ops = {
         .queue_notify = p9_queue_notify,
         .reset = p9_reset,
         .free = p9_free,
+        .queue_ready = p9_queue_ready,
 };
 
 /* System calls the worker makes (for moat-vmm's seccomp allowlist). */
@@ -185,9 +300,10 @@ vmm_virtio_9p_parse_share (const char *spec, char **tag, char **path, moat_error
         return 0;
 }
 
-struct vmm_virtio_mmio *
-vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char *path, uint64_t base, uint32_t irq,
-                   moat_error_t *err)
+/* The device without a worker yet. */
+static struct vmm_virtio_mmio *
+p9_alloc (const struct moat_guest_mem *mem, const char *tag, const char *path, uint64_t base, uint32_t irq,
+          moat_error_t *err)
 {
         size_t tl = strlen (tag);
         if (tl == 0 || tl > VMM_VIRTIO_9P_TAG_MAX) {
@@ -205,11 +321,23 @@ vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char
         d->config_len = 2 + tl;
         d->req = xmalloc (MOAT_P9_MAX_MSIZE);
         d->resp = xmalloc (MOAT_P9_MAX_MSIZE);
+        d->ctl = d->ctl_owned = d->pidfd = d->irqfd = -1;
         pthread_mutex_init (&d->wlock, NULL);
         pthread_cond_init (&d->wcond, NULL);
         struct vmm_virtio_mmio *m = xzalloc (sizeof *m);
         vmm_virtio_mmio_init (m, &vmm_virtio_9p_ops, d, mem, base, irq);
         d->m = m;
+        return m;
+}
+
+struct vmm_virtio_mmio *
+vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char *path, uint64_t base, uint32_t irq,
+                   moat_error_t *err)
+{
+        struct vmm_virtio_mmio *m = p9_alloc (mem, tag, path, base, irq, err);
+        if (m == NULL)
+                return NULL;
+        struct p9dev *d = m->dev;
         int r = pthread_create (&d->thread, NULL, worker, d);
         if (r != 0) {
                 moat_make_error (err, r, "virtio-9p: worker thread");
@@ -231,16 +359,212 @@ vmm_virtio_9p_requests (struct vmm_virtio_mmio *m)
         return n;
 }
 
+/* ---- the worker process ---- */
+
+static void
+proc_notify (struct moat_virtq *vq, void *opaque)
+{
+        struct p9dev *d = opaque;
+        uint64_t one = 1;
+        (void)vq;
+        __atomic_or_fetch (d->isr, VIRTIO_INT_VRING, __ATOMIC_SEQ_CST);
+        if (write (d->irqfd, &one, sizeof one) < 0)
+                moat_warn ("virtio-9p %s worker: irqfd: %s", d->tag, strerror (errno));
+}
+
+static void
+proc_serve (struct p9dev *d, struct moat_virtq *vq)
+{
+        while (vq->ready && !vq->broken) {
+                cleanup_error moat_error_t err = NULL;
+                int got = moat_virtq_pop (vq, &d->elem, &err);
+                if (got < 0)
+                        moat_warn ("virtio-9p %s: %s", d->tag, err->msg);
+                if (got <= 0)
+                        return;
+                struct moat_virtq_elem *e = &d->elem;
+                size_t req_len = e->out_len < MOAT_P9_MAX_MSIZE ? e->out_len : MOAT_P9_MAX_MSIZE;
+                req_len = moat_iov_to_buf (e->iov, e->out_num, 0, d->req, req_len);
+                size_t cap = e->in_len < MOAT_P9_MAX_MSIZE ? e->in_len : MOAT_P9_MAX_MSIZE;
+                size_t n = moat_p9_handle (d->srv, d->req, req_len, d->resp, cap);
+                n = moat_iov_from_buf (e->iov + e->out_num, e->in_num, 0, d->resp, n);
+                moat_virtq_push (vq, e, n);
+                moat_virtq_notify (vq);
+                d->requests++;
+        }
+}
+
+static void
+proc_control (struct p9dev *d, struct moat_virtq *vq, const struct p9_ctl *msg, const struct moat_guest_mem *mem)
+{
+        cleanup_error moat_error_t err = NULL;
+        switch (msg->op) {
+        case P9_CTL_START:
+                memset (vq, 0, sizeof *vq);
+                vq->size = msg->num;
+                vq->desc_gpa = msg->desc;
+                vq->avail_gpa = msg->avail;
+                vq->used_gpa = msg->used;
+                vq->event_idx = msg->event_idx;
+                vq->indirect = msg->indirect;
+                vq->mem = mem;
+                vq->notify = proc_notify;
+                vq->notify_opaque = d;
+                if (moat_virtq_start (vq, 0, &err) < 0)
+                        moat_warn ("virtio-9p %s worker: %s", d->tag, err->msg);
+                break;
+        case P9_CTL_RESET:
+                moat_virtq_stop (vq);
+                moat_p9_reset (d->srv);
+                break;
+        default:
+                moat_virtq_stop (vq);
+                break;
+        }
+}
+
+/* Serves until the VMM goes away; returns the exit status. */
+static int
+proc_loop (struct p9dev *d, int ctl, int kick, const struct moat_guest_mem *mem)
+{
+        struct moat_virtq vq = {0};
+        for (;;) {
+                struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = kick, .events = POLLIN}};
+                if (poll (p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        moat_warn ("virtio-9p %s worker: poll: %s", d->tag, strerror (errno));
+                        return 1;
+                }
+                if (p[0].revents) {
+                        struct p9_ctl msg;
+                        ssize_t n = read (ctl, &msg, sizeof msg);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n != (ssize_t)sizeof msg)
+                                return 0; /* the VMM is gone */
+                        proc_control (d, &vq, &msg, mem);
+                        if (write (ctl, "", 1) != 1)
+                                return 0;
+                        if (msg.op == P9_CTL_START)
+                                proc_serve (d, &vq); /* kicks that came before */
+                }
+                if (p[1].revents & POLLIN) {
+                        uint64_t v;
+                        if (read (kick, &v, sizeof v) < 0 && errno != EAGAIN)
+                                return 1;
+                        proc_serve (d, &vq);
+                }
+        }
+}
+
+static int
+cmp_int (const void *a, const void *b)
+{
+        return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd but the n in keep (sorted here). */
+static void
+close_all_but (int *keep, size_t n)
+{
+        qsort (keep, n, sizeof *keep, cmp_int);
+        unsigned lo = 0;
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned)keep[i] > lo)
+                        close_range (lo, keep[i] - 1, 0);
+                lo = keep[i] + 1;
+        }
+        close_range (lo, ~0U, 0);
+}
+
+/* In the forked child: confine and serve. Never returns. */
+static void __attribute__ ((noreturn)) proc_child (struct vmm *vm, struct p9dev *d, int ctl, pid_t vmm_pid)
+{
+        cleanup_error moat_error_t err = NULL;
+        struct vmm_virtio_mmio *m = d->m;
+        if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != vmm_pid)
+                _exit (1);
+        prctl (PR_SET_NAME, "moat-vmm-9p", 0, 0, 0);
+        d->irqfd = m->irqfd;
+        int keep[] = {STDERR_FILENO, ctl, m->q[0].ioeventfd, m->irqfd, moat_p9_server_root_fd (d->srv)};
+        int kick = m->q[0].ioeventfd;
+        close_all_but (keep, ARRAY_SIZE (keep));
+        if (vmm_seccomp_install_filter (VMM_FILTER_9P_WORKER, vm->helper_seccomp, vmm_virtio_9p_syscalls, &err) < 0) {
+                moat_error_print (&err, "moat-vmm: virtio-9p worker");
+                _exit (1);
+        }
+        _exit (proc_loop (d, ctl, kick, &vm->mem));
+}
+
+static void
+worker_exited (void *opaque, int fd)
+{
+        struct p9dev *d = opaque;
+        (void)fd;
+        vmm_request_stop (d->vm, VMM_EXIT_ERROR, "virtio-9p %s: the worker process exited", d->tag);
+}
+
+static int
+spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
+{
+        int sv[2];
+        pid_t self = getpid ();
+        if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return moat_make_error (err, errno, "socketpair");
+        fflush (NULL);
+        pid_t pid = fork ();
+        if (pid < 0) {
+                int e = errno;
+                close (sv[0]);
+                close (sv[1]);
+                return moat_make_error (err, e, "fork the worker process");
+        }
+        if (pid == 0) {
+                close (sv[0]);
+                proc_child (vm, d, sv[1], self);
+        }
+        close (sv[1]);
+        d->ctl = d->ctl_owned = sv[0];
+        d->pid = pid;
+        /* Only the worker opens files in the share. */
+        moat_p9_server_free (d->srv);
+        d->srv = NULL;
+        d->pidfd = syscall (SYS_pidfd_open, pid, 0);
+        if (d->pidfd < 0)
+                return moat_make_error (err, errno, "pidfd_open of the worker process");
+        return vmm_watch_fd (vm, d->pidfd, worker_exited, d, err);
+}
+
 int
 vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
                       moat_error_t *err)
 {
         uint64_t base;
         uint32_t irq;
+        if (vm->mem_fd < 0)
+                return moat_make_error (err, 0, "the 9p worker process needs guest RAM from a memfd (--memfd)");
         vmm_alloc_mmio (vm, &base, &irq);
-        struct vmm_virtio_mmio *m = vmm_virtio_9p_new (&vm->mem, tag, path, base, irq, err);
+        struct vmm_virtio_mmio *m = p9_alloc (&vm->mem, tag, path, base, irq, err);
         if (m == NULL)
                 return -1;
+        struct p9dev *d = m->dev;
+        d->proc = true;
+        d->vm = vm;
+        d->tag = xstrdup (tag);
+        d->isr = mmap (NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (d->isr == MAP_FAILED) {
+                d->isr = NULL;
+                moat_make_error (err, errno, "map the interrupt status page");
+                p9_free (m);
+                free (m);
+                return -1;
+        }
+        m->isrp = d->isr;
+        m->external_notify = true;
         *out = m;
-        return vmm_virtio_mmio_attach (vm, m, err);
+        /* From here on vmm_virtio_free_all frees m. */
+        if (vmm_virtio_mmio_attach (vm, m, err) < 0)
+                return -1;
+        return spawn_worker (vm, d, err);
 }

@@ -22,7 +22,7 @@ default_raise_irq (struct vmm_virtio_mmio *m)
 void
 vmm_virtio_mmio_signal (struct vmm_virtio_mmio *m, uint32_t why)
 {
-        __atomic_or_fetch (&m->isr, why, __ATOMIC_SEQ_CST);
+        __atomic_or_fetch (m->isrp, why, __ATOMIC_SEQ_CST);
         __atomic_add_fetch (&m->interrupts, 1, __ATOMIC_SEQ_CST);
         m->raise_irq (m);
 }
@@ -46,6 +46,7 @@ vmm_virtio_mmio_init (struct vmm_virtio_mmio *m, const struct vmm_virtio_ops *op
         m->base = base;
         m->irq = irq;
         m->irqfd = -1;
+        m->isrp = &m->isr;
         m->raise_irq = default_raise_irq;
         m->device_features = ops->features | (1ULL << MOAT_VIRTIO_F_VERSION_1);
         for (int i = 0; i < VMM_VIRTIO_MAX_QUEUES; i++) {
@@ -70,9 +71,11 @@ reset (struct vmm_virtio_mmio *m)
         m->driver_features = 0;
         m->dev_feat_sel = m->drv_feat_sel = m->queue_sel = 0;
         m->status = 0;
-        __atomic_store_n (&m->isr, 0, __ATOMIC_SEQ_CST);
+        /* The device first (a worker process stops touching the rings and
+         * raising interrupts), then the interrupt status. */
         if (m->ops->reset)
                 m->ops->reset (m);
+        __atomic_store_n (m->isrp, 0, __ATOMIC_SEQ_CST);
 }
 
 static struct vmm_virtio_queue *
@@ -94,8 +97,11 @@ static void
 queue_ready (struct vmm_virtio_mmio *m, struct vmm_virtio_queue *q, uint32_t v)
 {
         if (!v) {
+                bool was = q->ready;
                 moat_virtq_stop (&q->vq);
                 q->ready = false;
+                if (was && m->ops->queue_ready)
+                        m->ops->queue_ready (m, q->index, false);
                 return;
         }
         if (q->ready)
@@ -114,6 +120,8 @@ queue_ready (struct vmm_virtio_mmio *m, struct vmm_virtio_queue *q, uint32_t v)
                 return;
         }
         q->ready = true;
+        if (m->ops->queue_ready)
+                m->ops->queue_ready (m, q->index, true);
 }
 
 static void
@@ -152,7 +160,7 @@ read_reg (struct vmm_virtio_mmio *m, uint64_t off)
         case VIRTIO_MMIO_QUEUE_READY:
                 return q ? q->ready : 0;
         case VIRTIO_MMIO_INTERRUPT_STATUS:
-                return __atomic_load_n (&m->isr, __ATOMIC_SEQ_CST);
+                return __atomic_load_n (m->isrp, __ATOMIC_SEQ_CST);
         case VIRTIO_MMIO_STATUS:
                 return m->status;
         case VIRTIO_MMIO_QUEUE_DESC_LOW:
@@ -208,7 +216,7 @@ write_reg (struct vmm_virtio_mmio *m, uint64_t off, uint32_t v)
                         m->ops->queue_notify (m, v);
                 break;
         case VIRTIO_MMIO_INTERRUPT_ACK:
-                __atomic_and_fetch (&m->isr, ~v, __ATOMIC_SEQ_CST);
+                __atomic_and_fetch (m->isrp, ~v, __ATOMIC_SEQ_CST);
                 break;
         case VIRTIO_MMIO_STATUS:
                 set_status (m, v);
@@ -294,7 +302,7 @@ vmm_virtio_mmio_attach (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t 
                 };
                 if (ioctl (vm->vm_fd, KVM_IOEVENTFD, &ioe) < 0)
                         return moat_make_error (err, errno, "KVM_IOEVENTFD for queue %d", i);
-                if (vmm_watch_fd (vm, fd, ioeventfd_ready, &m->q[i], err) < 0)
+                if (!m->external_notify && vmm_watch_fd (vm, fd, ioeventfd_ready, &m->q[i], err) < 0)
                         return -1;
         }
         m->irqfd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);

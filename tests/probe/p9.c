@@ -120,10 +120,11 @@ get (uint32_t off, int n)
 
 /* Sends req, waits for the reply. Returns 0 (R-type as expected), the
  * Rlerror errno, or -1 if the device did not answer properly. */
+static uint16_t n; /* requests answered since the queue started */
+
 static int
 rpc (void)
 {
-        static uint16_t n;
         uint8_t want = req[4] + 1;
         req[0] = req_len & 0xff;
         req[1] = req_len >> 8;
@@ -304,6 +305,28 @@ probe_main (struct boot_params *bp)
         put (7, 4);
         check (rpc () == 0 && get (7, 2) == 4 && memcmp (resp + 9, "/etc", 4) == 0, "Treadlink gives the text");
         check (walk (1, 8, 1, "../secret", 0) == 22 /* EINVAL */, "escape: a name with a slash is refused");
+
+        /* Device reset mid-session: the device stops, forgets every fid, and
+         * serves the re-initialised queue from its start. */
+        wr (R_STATUS, 0);
+        check (rd (R_STATUS) == 0, "reset: status reads 0");
+        memset ((void *)&avail, 0, sizeof avail);
+        memset ((void *)&used, 0, sizeof used);
+        n = 0;
+        if (!setup_device (bp))
+                return 1;
+        begin (TVERSION);
+        put (MSIZE, 4);
+        put_s ("9P2000.L");
+        check (rpc () == 0, "reset: Tversion on the new queue");
+        check (walk (1, 9, 0, 0, 0) > 0, "reset: fids from before the reset are forgotten");
+        begin (TATTACH);
+        put (1, 4);
+        put (0xffffffff, 4);
+        put_s ("root");
+        put_s ("");
+        put (0, 4);
+        check (rpc () == 0 && resp[7] == 0x80, "reset: Tattach again");
 
         say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
         return failures ? 1 : 0;

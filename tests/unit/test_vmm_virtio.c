@@ -191,14 +191,76 @@ test_bad_queue (void **state)
         free_rng (m);
 }
 
+/* A device that lives in another process (the 9p worker): it learns of
+ * queue start/stop through queue_ready, is reset before the interrupt status
+ * is cleared (so a late interrupt cannot survive the reset), and its
+ * interrupt status word may live outside the transport. */
+static int hook_calls[2];
+static uint32_t isr_seen_at_reset;
+
+static void
+hook_queue_ready (struct vmm_virtio_mmio *m, int q, bool on)
+{
+        assert_int_equal (q, 0);
+        hook_calls[on]++;
+}
+
+static void
+hook_reset (struct vmm_virtio_mmio *m)
+{
+        isr_seen_at_reset = *m->isrp;
+}
+
+static const struct vmm_virtio_ops hook_ops = {
+        .name = "hooked",
+        .device_id = 42,
+        .nqueues = 1,
+        .queue_max = 16,
+        .reset = hook_reset,
+        .queue_ready = hook_queue_ready,
+};
+
+static void
+test_device_hooks (void **state)
+{
+        struct vmm_virtio_mmio m;
+        uint32_t shared_isr = 0;
+        vmm_virtio_mmio_init (&m, &hook_ops, NULL, &mem, 0xd0000000, 5);
+        m.raise_irq = fake_raise;
+        m.isrp = &shared_isr;
+        memset (hook_calls, 0, sizeof hook_calls);
+        memset (ram, 0, sizeof ram);
+        negotiate (&m, 0, 1);
+        setup_queue (&m, 8);
+        assert_int_equal (hook_calls[1], 1);
+        wr (&m, VIRTIO_MMIO_QUEUE_READY, 1); /* already ready: no second start */
+        assert_int_equal (hook_calls[1], 1);
+        wr (&m, VIRTIO_MMIO_QUEUE_READY, 0);
+        assert_int_equal (hook_calls[0], 1);
+        setup_queue (&m, 8);
+        assert_int_equal (hook_calls[1], 2);
+
+        /* the device raises an interrupt by itself: the transport reports it */
+        __atomic_or_fetch (&shared_isr, VIRTIO_INT_VRING, __ATOMIC_SEQ_CST);
+        assert_int_equal (rd (&m, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_VRING);
+        assert_int_equal (m.isr, 0);
+        wr (&m, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_VRING);
+        assert_int_equal (shared_isr, 0);
+
+        shared_isr = VIRTIO_INT_VRING;
+        wr (&m, VIRTIO_MMIO_STATUS, 0);
+        assert_int_equal (isr_seen_at_reset, VIRTIO_INT_VRING); /* device reset first */
+        assert_int_equal (shared_isr, 0);                       /* then the status cleared */
+        assert_int_equal (rd (&m, VIRTIO_MMIO_QUEUE_READY), 0);
+}
+
 int
 main (void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test (test_identity),
-                cmocka_unit_test (test_features),
-                cmocka_unit_test (test_rng_queue),
-                cmocka_unit_test (test_bad_queue),
+                cmocka_unit_test (test_identity),     cmocka_unit_test (test_features),
+                cmocka_unit_test (test_rng_queue),    cmocka_unit_test (test_bad_queue),
+                cmocka_unit_test (test_device_hooks),
         };
         return cmocka_run_group_tests (tests, NULL, NULL);
 }
