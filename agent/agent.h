@@ -51,6 +51,8 @@ struct agent_container {
         enum container_state state;
         bool paused;
         bool removing; /* invisible to lookups, still reaped */
+        bool starting; /* StartContainer is running the startContainer hooks */
+        char *bundle;  /* the host's bundle path, for the hooks' state */
         int sync_fd;   /* to the held init until StartContainer, -1 */
         int refs;      /* handlers using it (RemoveContainer waits for 0) */
         struct agent_process *init;
@@ -69,6 +71,8 @@ void agent_container_add (struct agent_container *c);
 void agent_container_unlink (struct agent_container *c);
 void agent_container_free (struct agent_container *c);
 void agent_process_free (struct agent_process *p);
+/* Drops process exec_id of c from the table (takes agent_lock). */
+void agent_process_forget (struct agent_container *c, const char *exec_id);
 /* Shell-style status: code, or 128+n when killed by signal n. */
 int agent_status_code (int wait_status, bool *signaled, int *sig);
 /* Waits (agent_lock held) until p exited; returns 0, or -1 on timeout (timeout_ms >= 0). */
@@ -83,8 +87,11 @@ struct agent_stdio {
 
 /* Creates the container's init: namespaces, cgroup, rootfs, everything up to
  * the execve, which waits for agent_container_start. */
-int agent_container_create (const char *id, const char *config_json, const char *bundle_dir, struct agent_stdio *stdio,
-                            struct agent_container **out, int *tty_master, moat_error_t *err);
+/* bundle_dir: where relative paths of the config resolve (in the guest);
+ * host_bundle: the bundle path the hooks' state reports (NULL: bundle_dir). */
+int agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
+                            struct agent_stdio *stdio, struct agent_container **out, int *tty_master,
+                            moat_error_t *err);
 int agent_container_start (struct agent_container *c, moat_error_t *err);
 /* Runs a process in a created or running container (ExecProcess). */
 int agent_container_exec (struct agent_container *c, const char *exec_id, const char *process_json,
@@ -102,6 +109,12 @@ struct spawn_request {
         pid_t join_pid;              /* exec: enter this process's namespaces; 0: create */
         struct agent_stdio *stdio;
         bool hold; /* wait for a START message before execve */
+        /* a startContainer hook: exec this file as is (no $PATH lookup of
+         * args[0]), no seccomp filter */
+        const char *hook_path;
+        /* for the createContainer hooks the init runs before pivot_root */
+        const char *container_id;
+        const char *host_bundle;
 };
 /* On success *pid is registered in the table as a process of c (under
  * agent_lock, with exec_id), *sync_fd is the held child's sync socket (when
@@ -130,6 +143,31 @@ int agent_cgroup_pids (const char *path, pid_t **pids, size_t *n, moat_error_t *
 int agent_cgroup_kill (const char *path, int sig, moat_error_t *err);
 int agent_cgroup_destroy (const char *path, moat_error_t *err);
 int agent_cgroup_read_u64 (const char *path, const char *file, const char *key, uint64_t *out);
+
+/* --- devices.c: linux.resources.devices as a cgroup v2 device program --- */
+struct agent_dev_rule {
+        bool allow;
+        char type;            /* 'a', 'b', 'c' */
+        int64_t major, minor; /* -1: any */
+        unsigned access;      /* BPF_DEVCG_ACC_* bits */
+};
+struct bpf_insn;
+/* The effective rule list: the config's (after the last "a *:* rwm" reset)
+ * and the default devices; *default_allow is the verdict when none matches. */
+int agent_devices_rules (const struct oci_device_rule *rules, size_t n, struct agent_dev_rule **out, size_t *n_out,
+                         bool *default_allow, moat_error_t *err);
+/* The BPF_PROG_TYPE_CGROUP_DEVICE program for those rules; returns its length. */
+size_t agent_devices_program (const struct agent_dev_rule *rules, size_t n, bool default_allow, struct bpf_insn **out);
+/* Loads and attaches it to the cgroup, replacing a previous one. */
+int agent_devices_apply (const char *cgroup_path, const struct oci_device_rule *rules, size_t n, moat_error_t *err);
+
+/* --- hooks.c: createContainer and startContainer hooks --- */
+char *agent_hook_state_json (const char *id, const char *status, pid_t pid, const char *bundle, struct oci_config *cfg);
+/* Runs the hooks of kind as children of the caller, in its namespaces (the
+ * held init, before pivot_root). */
+int agent_hooks_run_here (struct oci_config *cfg, int kind, const char *id, const char *bundle, moat_error_t *err);
+/* Runs the hooks of kind in the namespaces of c's init (StartContainer). */
+int agent_hooks_run_in_container (struct agent_container *c, int kind, moat_error_t *err);
 
 /* --- stdio.c --- */
 int agent_stdio_serve (int listen_fd);

@@ -43,7 +43,9 @@ in_list (char **list, cap_value_t cap)
 int
 agent_caps_drop_bounding (struct oci_caps *caps, moat_error_t *err)
 {
-        if (caps == NULL || caps->bounding == NULL)
+        /* A capabilities object without "bounding" means an empty bounding
+         * set, as runc reads it (Podman's --cap-drop ALL writes "{}"). */
+        if (caps == NULL)
                 return 0;
         for (cap_value_t c = 0; c <= (cap_value_t)cap_max_bits () - 1; c++) {
                 if (in_list (caps->bounding, c))
@@ -95,10 +97,13 @@ agent_caps_apply (struct oci_caps *caps, moat_error_t *err)
                 cap_value_t v;
                 if (cap_lookup (caps->ambient[i], &v) < 0)
                         continue;
+                /* Like runc, an ambient capability that is not both
+                 * permitted and inheritable is skipped, not an error: the
+                 * default `runc spec` config lists ambient capabilities
+                 * that are not inheritable. */
                 if (cap_set_ambient (v, CAP_SET) < 0)
-                        return moat_make_error (err, errno,
-                                                "raise ambient capability %s (it must be permitted and inheritable)",
-                                                caps->ambient[i]);
+                        agent_debug ("ambient capability %s not raised (not permitted and inheritable): %s",
+                                         caps->ambient[i], strerror (errno));
         }
         return 0;
 }

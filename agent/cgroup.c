@@ -139,6 +139,8 @@ agent_cgroup_apply (const char *path, struct oci_resources *r, moat_error_t *err
                 if (cg_write (path, k, r->unified_values[i], err) < 0)
                         return moat_error_wrap (err, "linux.resources.unified");
         }
+        if (r->n_devices > 0 && agent_devices_apply (path, r->devices, r->n_devices, err) < 0)
+                return -1;
         return 0;
 }
 
@@ -238,6 +240,16 @@ agent_cgroup_create (const char *id, struct oci_config *cfg, char **path_out, mo
         if (cfg->linux_ && agent_cgroup_apply (path, cfg->linux_->resources, err) < 0) {
                 rmdir (path);
                 return moat_error_wrap (err, "cgroup %s", path);
+        }
+        if (cfg->linux_ == NULL || cfg->linux_->resources == NULL || cfg->linux_->resources->n_devices == 0) {
+                /* No rules in the config: the default devices only, as
+                 * runc does. Nothing was asked, so a kernel that cannot
+                 * do it is only logged. */
+                moat_error_t e = NULL;
+                if (agent_devices_apply (path, NULL, 0, &e) < 0) {
+                        agent_log ("cgroup %s: default device rules not applied: %s", path, e->msg);
+                        moat_error_release (&e);
+                }
         }
         *path_out = steal_pointer (&path);
         return 0;

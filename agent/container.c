@@ -2,9 +2,12 @@
 /* Container lifecycle on top of spawn.c: create (held init), start, exec,
  * kill. The table itself is in process.c. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -27,9 +30,60 @@ valid_id (const char *id)
         return true;
 }
 
+/* process.rlimits: one entry per type (config.md: duplicates MUST be an error). */
+static int
+check_rlimits (struct oci_process *p, const char *what, moat_error_t *err)
+{
+        for (size_t i = 0; i < p->n_rlimits; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (p->rlimits[i].resource == p->rlimits[j].resource)
+                                return moat_make_error (err, EINVAL,
+                                                        "%s.rlimits[%zu]: %s is already set by rlimits[%zu]", what, i,
+                                                        p->rlimits[i].type, j);
+        return 0;
+}
+
+/* linux.namespaces: one entry per type, and a path must name a namespace of
+ * that type here, in the guest. Host paths (/proc/<pid>/ns/net,
+ * /run/netns/NAME from podman or docker) do not exist in the VM: the host
+ * must not send them (or must send them in a form the guest knows). */
+static int
+check_namespaces (struct oci_linux *l, moat_error_t *err)
+{
+        for (size_t i = 0; l && i < l->n_namespaces; i++) {
+                struct oci_namespace *ns = &l->namespaces[i];
+                cleanup_close int fd = -1;
+                int type;
+                for (size_t j = 0; j < i; j++)
+                        if (l->namespaces[j].clone_flag == ns->clone_flag)
+                                return moat_make_error (err, EINVAL,
+                                                        "linux.namespaces[%zu]: type \"%s\" is already listed at [%zu]",
+                                                        i, ns->type_name, j);
+                if (ns->path == NULL || *ns->path == '\0')
+                        continue;
+                fd = open (ns->path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT)
+                        return moat_make_error (err, ENOENT,
+                                                "linux.namespaces[%zu]: %s namespace path %s does not exist in the "
+                                                "guest VM (a host namespace cannot be joined from the VM)",
+                                                i, ns->type_name, ns->path);
+                if (fd < 0)
+                        return moat_make_error (err, errno, "linux.namespaces[%zu]: open %s namespace path %s", i,
+                                                ns->type_name, ns->path);
+                type = ioctl (fd, NS_GET_NSTYPE);
+                if (type < 0)
+                        return moat_make_error (err, errno == ENOTTY ? EINVAL : errno,
+                                                "linux.namespaces[%zu]: %s is not a namespace", i, ns->path);
+                if (type != ns->clone_flag)
+                        return moat_make_error (err, EINVAL, "linux.namespaces[%zu]: %s is not a namespace of type %s",
+                                                i, ns->path, ns->type_name);
+        }
+        return 0;
+}
+
 int
-agent_container_create (const char *id, const char *config_json, const char *bundle_dir, struct agent_stdio *stdio,
-                        struct agent_container **out, int *tty_master, moat_error_t *err)
+agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
+                        struct agent_stdio *stdio, struct agent_container **out, int *tty_master, moat_error_t *err)
 {
         struct agent_container *c = NULL;
         struct oci_config *cfg = NULL;
@@ -47,7 +101,8 @@ agent_container_create (const char *id, const char *config_json, const char *bun
                 oci_config_free (cfg);
                 return moat_make_error (err, EINVAL, "config.json: process is required");
         }
-        if (cfg->linux_ && agent_seccomp_check (cfg->linux_->seccomp, err) < 0) {
+        if (check_rlimits (cfg->process, "process", err) < 0 || check_namespaces (cfg->linux_, err) < 0 ||
+            (cfg->linux_ && agent_seccomp_check (cfg->linux_->seccomp, err) < 0)) {
                 oci_config_free (cfg);
                 return moat_error_wrap (err, "create %s", id);
         }
@@ -56,6 +111,7 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         c->config = cfg;
         c->sync_fd = -1;
         c->state = CONTAINER_CREATED;
+        c->bundle = xstrdup (host_bundle && *host_bundle ? host_bundle : bundle_dir ? bundle_dir : "");
         if (cfg->root_path[0] == '/' || bundle_dir == NULL)
                 c->rootfs = xstrdup (cfg->root_path);
         else
@@ -92,6 +148,8 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         req.bundle_dir = bundle_dir;
         req.stdio = stdio;
         req.hold = true;
+        req.container_id = c->id;
+        req.host_bundle = c->bundle;
         if (agent_spawn (&req, c, "-", &pid, &c->sync_fd, tty_master, err) < 0) {
                 moat_error_t e2 = NULL;
                 pthread_mutex_lock (&agent_lock);
@@ -113,17 +171,53 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         return 0;
 }
 
+/* A startContainer hook failed: the container is stopped (runtime.md,
+ * Lifecycle step 7) before StartContainer returns the error. */
+static void
+stop_held (struct agent_container *c)
+{
+        int fd;
+
+        pthread_mutex_lock (&agent_lock);
+        fd = steal_fd (&c->sync_fd);
+        c->starting = false;
+        if (c->init && !c->init->exited)
+                kill (c->init->pid, SIGKILL);
+        if (fd >= 0)
+                close (fd); /* the held init sees EOF and gives up, too */
+        if (c->init)
+                agent_process_wait_locked (c, c->init, 5000);
+        pthread_mutex_unlock (&agent_lock);
+}
+
 int
 agent_container_start (struct agent_container *c, moat_error_t *err)
 {
         int fd;
 
         pthread_mutex_lock (&agent_lock);
-        if (c->state != CONTAINER_CREATED || c->sync_fd < 0) {
+        if (c->state != CONTAINER_CREATED || c->sync_fd < 0 || c->starting) {
                 enum container_state st = c->state;
+                bool starting = c->starting;
                 pthread_mutex_unlock (&agent_lock);
+                if (starting)
+                        return moat_make_error (err, EBUSY, "container %s is already being started", c->id);
                 return moat_make_error (err, EBUSY, "container %s is %s, not created", c->id,
                                         st == CONTAINER_RUNNING ? "running" : "stopped");
+        }
+        c->starting = true;
+        pthread_mutex_unlock (&agent_lock);
+
+        if (agent_hooks_run_in_container (c, OCI_HOOK_START_CONTAINER, err) < 0) {
+                stop_held (c);
+                return moat_error_wrap (err, "start %s", c->id);
+        }
+
+        pthread_mutex_lock (&agent_lock);
+        c->starting = false;
+        if (c->sync_fd < 0) { /* killed while the hooks ran */
+                pthread_mutex_unlock (&agent_lock);
+                return moat_make_error (err, ESRCH, "start %s: the container process is gone", c->id);
         }
         fd = steal_fd (&c->sync_fd);
         c->state = CONTAINER_RUNNING;
@@ -158,8 +252,10 @@ agent_container_exec (struct agent_container *c, const char *exec_id, const char
         join = c->init->pid;
         pthread_mutex_unlock (&agent_lock);
 
-        if (oci_process_parse (process_json, "process", &proc, err) < 0)
+        if (oci_process_parse (process_json, "process", &proc, err) < 0 || check_rlimits (proc, "process", err) < 0) {
+                oci_process_free (proc);
                 return moat_error_wrap (err, "exec %s in %s", exec_id, c->id);
+        }
         req.config = c->config;
         req.process = proc;
         req.rootfs = c->rootfs;

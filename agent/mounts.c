@@ -456,6 +456,9 @@ agent_rootfs_setup (struct mount_ctx *mc, struct oci_config *cfg, moat_error_t *
         }
         if (setup_devices (mc, cfg, err) < 0)
                 return -1;
+        if (agent_hooks_run_here (cfg, OCI_HOOK_CREATE_CONTAINER, mc->container_id ? mc->container_id : "",
+                                  mc->host_bundle, err) < 0)
+                return -1;
 
         /* pivot_root(".", ".") stacks the old root on the new one; detach it. */
         if (fchdir (mc->rootfd) < 0)

@@ -14,6 +14,9 @@ struct mount_ctx {
         const char *cgroup_path; /* for the cgroup mount fallback, may be NULL */
         bool userns;             /* in a new user namespace: no mknod */
         int rootfd;
+        /* the createContainer hooks run after the mounts, before pivot_root */
+        const char *container_id;
+        const char *host_bundle;
 };
 
 int agent_mkpath_in_root (int rootfd, const char *path, bool as_file, moat_error_t *err);

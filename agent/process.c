@@ -84,6 +84,20 @@ agent_process_free (struct agent_process *p)
 }
 
 void
+agent_process_forget (struct agent_container *c, const char *exec_id)
+{
+        pthread_mutex_lock (&agent_lock);
+        for (struct agent_process **pp = &c->execs; *pp; pp = &(*pp)->next)
+                if (strcmp ((*pp)->exec_id, exec_id) == 0) {
+                        struct agent_process *p = *pp;
+                        *pp = p->next;
+                        agent_process_free (p);
+                        break;
+                }
+        pthread_mutex_unlock (&agent_lock);
+}
+
+void
 agent_container_free (struct agent_container *c)
 {
         if (c == NULL)
@@ -99,6 +113,7 @@ agent_container_free (struct agent_container *c)
         oci_config_free (c->config);
         free (c->rootfs);
         free (c->cgroup_path);
+        free (c->bundle);
         free (c->id);
         free (c);
 }

@@ -148,7 +148,7 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
 
         if (claim_stdio (q->container_id, "-", q->stdio, &st, fds, err) < 0)
                 return moat_error_wrap (err, "create %s", q->container_id);
-        if (agent_container_create (q->container_id, q->config_json, bundle, &st, &c, &tty, err) < 0) {
+        if (agent_container_create (q->container_id, q->config_json, bundle, q->bundle, &st, &c, &tty, err) < 0) {
                 close_fds (fds);
                 return -1;
         }

@@ -292,6 +292,8 @@ static void __attribute__ ((noreturn)) child_finish (struct child_args *a, int t
         /* Root may not be able to enter cwd in a user namespace: try again below. */
         bool cwd_done = chdir (p->cwd ? p->cwd : "/") == 0;
 
+        if (r->hook_path)
+                sc = NULL; /* hooks are the runtime's, not the container's */
         if (!p->no_new_privileges && agent_seccomp_load (sc, &err) < 0)
                 child_fail (a->sk, &err, 1);
         if (agent_caps_drop_bounding (p->caps, &err) < 0)
@@ -332,7 +334,7 @@ static void __attribute__ ((noreturn)) child_finish (struct child_args *a, int t
         umask (p->user.has_umask ? p->user.umask : 022);
         if (env == NULL)
                 env = empty_env;
-        if (resolve_exec (env, p->args[0], &exe, &err) < 0)
+        if (resolve_exec (env, r->hook_path ? r->hook_path : p->args[0], &exe, &err) < 0)
                 child_fail (a->sk, &err, 127);
 
         /* stdio last: from here on, fd 2 is the container's. */
@@ -407,7 +409,9 @@ static void __attribute__ ((noreturn)) child_main (struct child_args *a)
                                        .bundle_dir = a->bundle_dir,
                                        .cgroup_path = r->cgroup_path,
                                        .userns = a->userns,
-                                       .rootfd = -1};
+                                       .rootfd = -1,
+                                       .container_id = r->container_id,
+                                       .host_bundle = r->host_bundle};
                 struct oci_namespace *ns;
                 if (!find_ns (r->config, CLONE_NEWNS, &ns)) {
                         moat_make_error (&err, EINVAL, "linux.namespaces: a mount namespace is required");
@@ -417,7 +421,13 @@ static void __attribute__ ((noreturn)) child_main (struct child_args *a)
                         child_fail (a->sk, &err, 1);
         }
         if (r->stdio && r->stdio->terminal) {
-                int master = agent_open_pty (&tty_slave, &pts_name, r->stdio->rows, r->stdio->cols, &err);
+                unsigned rows = r->stdio->rows, cols = r->stdio->cols;
+                if ((rows == 0 || cols == 0) && r->process->has_console_size) {
+                        /* the host did not say: process.consoleSize */
+                        rows = r->process->console_height;
+                        cols = r->process->console_width;
+                }
+                int master = agent_open_pty (&tty_slave, &pts_name, rows, cols, &err);
                 if (master < 0)
                         child_fail (a->sk, &err, 1);
                 if (send_msg (a->sk, MSG_PTY, 0, NULL, master) < 0)

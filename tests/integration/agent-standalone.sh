@@ -208,6 +208,109 @@ case "$RC:$ERR" in
 *) not_ok "a failing mount names the mount"; diag "rc=$RC $ERR" ;;
 esac
 
+# linux.resources.devices: a cgroup v2 device program built by the agent.
+# /dev/oci-fuse (10:229) is opened only where the rules allow it; the
+# default devices (/dev/null...) stay usable under a deny-all rule.
+if [ -n "$CGROOT" ] && [ -c /dev/fuse ]; then
+    DEVCFG='.linux.devices = [{"path": "/dev/oci-fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]'
+    run "$DEVCFG"' | .linux.resources.devices = [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]' \
+        '(exec 3<>/dev/oci-fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied; echo x > /dev/null && echo null-ok'
+    expect_eq "device rule allows 10:229, defaults keep /dev/null" "fuse-opened
+null-ok" "$OUT"
+    run "$DEVCFG"' | .linux.resources.devices = [{"allow": false, "access": "rwm"}, {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]' \
+        '(exec 3<>/dev/oci-fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied'
+    expect_eq "device rule denies 10:229 although the node exists" fuse-denied "$OUT"
+    run "$DEVCFG"' | .linux.resources.devices = [{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}]' \
+        '(exec 3</dev/oci-fuse) 2>/dev/null && echo read-ok; (exec 3<>/dev/oci-fuse) 2>/dev/null && echo rw-opened || echo rw-denied'
+    expect_eq "device rule with access r allows reading only" "read-ok
+rw-denied" "$OUT"
+else
+    skip "device cgroup rules" "no cgroup2 mount or no /dev/fuse on this host"
+fi
+
+# Namespaces: duplicates and paths that are not there (in the VM, every
+# host path) are errors that name the entry.
+run '.linux.namespaces |= (map(select(.type != "network")) + [{"type": "network", "path": "/run/netns/moat-no-such-ns"}])' 'echo ran'
+case "$RC:$ERR" in
+125:*"network namespace path /run/netns/moat-no-such-ns does not exist"*) ok "a missing namespace path is a clear error" ;;
+*) not_ok "a missing namespace path is a clear error"; diag "rc=$RC $ERR" ;;
+esac
+run '.linux.namespaces |= (map(select(.type != "ipc")) + [{"type": "ipc", "path": "/proc/self/ns/net"}])' 'echo ran'
+case "$RC:$ERR" in
+125:*"/proc/self/ns/net is not a namespace of type ipc"*) ok "a namespace path of the wrong type is an error" ;;
+*) not_ok "a namespace path of the wrong type is an error"; diag "rc=$RC $ERR" ;;
+esac
+run '.linux.namespaces += [{"type": "pid"}]' 'echo ran'
+case "$RC:$OUT:$ERR" in
+125::*pid*) ok "a duplicated namespace type is an error" ;;
+*) not_ok "a duplicated namespace type is an error"; diag "rc=$RC $OUT $ERR" ;;
+esac
+run '.process.rlimits += [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 256}]' 'echo ran'
+case "$RC:$OUT:$ERR" in
+125::*RLIMIT_NOFILE*) ok "a duplicated rlimit type is an error" ;;
+*) not_ok "a duplicated rlimit type is an error"; diag "rc=$RC $OUT $ERR" ;;
+esac
+
+# Hooks in the container namespace. createContainer runs before pivot_root
+# with its path resolved in the agent's root (here the host's); the hook
+# script logs its netns and stdin into a host dir. startContainer resolves in
+# the container's root and writes through a bind mount.
+mkdir -p "$T"/hooks
+chmod 777 "$T"/hooks
+printf '%s\n' '#!/bin/sh' \
+    'cat >"$1/$2.json"' \
+    'printf "%s %s %s\n" "$2" "$(readlink /proc/self/ns/net)" "$HOOKVAR" >>"$1/log"' \
+    '[ -z "$HOOK_SLEEP" ] || exec sleep "$HOOK_SLEEP"' \
+    'exit "${HOOK_EXIT:-0}"' >"$T"/hook.sh
+chmod 755 "$T"/hook.sh
+cp "$T"/hook.sh "$T"/rootfs/bin/oci-hook
+HOOKS='.mounts += [{"destination": "/hooks", "type": "bind", "source": ($T + "/hooks"), "options": ["rbind"]}]
+  | .annotations = {"org.example": "v"}
+  | .hooks = {createContainer: [{path: ($T + "/hook.sh"), args: ["hook.sh", ($T + "/hooks"), "createContainer"], env: ["PATH=/usr/bin:/bin", "HOOKVAR=c1"]}],
+              startContainer: [{path: "/bin/oci-hook", args: ["oci-hook", "/hooks", "startContainer"], env: ["PATH=/bin", "HOOKVAR=s1"]}]}'
+hooks_run() { # JQ-EXTRA CMD
+    rm -f "$T"/hooks/*
+    N=$((N + 1))
+    base_config | jq --arg T "$T" --arg cmd "$2" ".process.args = [\"sh\", \"-c\", \$cmd] | $HOOKS | $1" >"$T"/config.json
+    OUT=$(timeout 60 "$AGENT" --standalone "$T" "agent-test-$$-$N" 2>"$T"/stderr)
+    RC=$?
+    ERR=$(cat "$T"/stderr)
+}
+MYNET=$(readlink /proc/self/ns/net)
+hooks_run . 'readlink /proc/self/ns/net; cat /hooks/log'
+CNET=$(echo "$OUT" | head -n1)
+expect_eq "createContainer then startContainer, in the container's netns, before the program" \
+    "$CNET
+createContainer $CNET c1
+startContainer $CNET s1" "$OUT"
+[ -n "$CNET" ] && [ "$CNET" != "$MYNET" ] && ok "hooks did not run in the agent's netns" || not_ok "hooks did not run in the agent's netns"
+expect_eq "createContainer state on stdin" "creating 1 org.example=v agent-test-$$-$N $T" \
+    "$(jq -r '"\(.status) \(.pid) org.example=\(.annotations["org.example"]) \(.id) \(.bundle)"' "$T"/hooks/createContainer.json 2>&1)"
+expect_eq "startContainer state on stdin (pid as seen in the container)" "created 1 1.0.2" \
+    "$(jq -r '"\(.status) \(.pid) \(.ociVersion)"' "$T"/hooks/startContainer.json 2>&1)"
+
+hooks_run '.hooks.startContainer[0].env += ["HOOK_EXIT=3"]' 'echo user-program-ran'
+case "$RC:$OUT:$ERR" in
+125::*"hooks.startContainer[0] (/bin/oci-hook): exit status 3"*) ok "a failing startContainer hook fails the start, the program does not run" ;;
+*) not_ok "a failing startContainer hook fails the start, the program does not run"; diag "rc=$RC out=$OUT $ERR" ;;
+esac
+hooks_run '.hooks.createContainer[0].env += ["HOOK_EXIT=4"]' 'echo user-program-ran'
+case "$RC:$OUT:$ERR" in
+125::*"hooks.createContainer[0] ("*"exit status 4"*) ok "a failing createContainer hook fails the create" ;;
+*) not_ok "a failing createContainer hook fails the create"; diag "rc=$RC out=$OUT $ERR" ;;
+esac
+hooks_run '.hooks.createContainer[0].path = "/no/such/hook"' 'echo user-program-ran'
+case "$RC:$ERR" in
+125:*"hooks.createContainer[0]: /no/such/hook: No such file or directory"*) ok "a createContainer hook path missing here is named" ;;
+*) not_ok "a createContainer hook path missing here is named"; diag "rc=$RC $ERR" ;;
+esac
+t0=$SECONDS
+hooks_run '.hooks.startContainer[0].env += ["HOOK_SLEEP=30"] | .hooks.startContainer[0].timeout = 1' 'echo user-program-ran'
+case "$RC:$OUT:$ERR" in
+125::*"killed after its timeout of 1 s"*) [ $((SECONDS - t0)) -lt 10 ] && ok "a hook is killed at its timeout" || not_ok "a hook is killed at its timeout (took $((SECONDS - t0))s)" ;;
+*) not_ok "a hook is killed at its timeout"; diag "rc=$RC out=$OUT $ERR" ;;
+esac
+
 # nothing left behind
 left=$(grep -c "$T" /proc/mounts)
 expect_eq "no mounts left behind" 0 "$left"
@@ -220,8 +323,14 @@ INITRD=${MOAT_INITRD:-build/initramfs.cpio.gz}
 if [ -e "$KERNEL" ] && [ -e "$INITRD" ] && command -v qemu-system-x86_64 >/dev/null; then
     mkdir -p "$T"/share/b1
     cp -a "$T"/rootfs "$T"/share/b1/
-    base_config | jq '.process.args = ["sh", "-c", "echo guest-pid=$$ $(grep ^0:: /proc/self/cgroup) mem=$(cat /sys/fs/cgroup/memory.max); exit 3"]
-        | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 64}}
+    # Device rules in the guest: fuse (10:229) allowed, tun (10:200) denied;
+    # the guest kernel has both drivers, so only the cgroup device program
+    # tells them apart.
+    base_config | jq '.process.args = ["sh", "-c", "echo guest-pid=$$ $(grep ^0:: /proc/self/cgroup) mem=$(cat /sys/fs/cgroup/memory.max); (exec 3<>/dev/fuse) 2>/dev/null && echo fuse=opened || echo fuse=denied; (exec 3<>/dev/tun) 2>/dev/null && echo tun=opened || echo tun=denied; echo netdevs=$(ls /sys/class/net | tr \"\\n\" ,); exit 3"]
+        | .linux.devices = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438},
+                            {"path": "/dev/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 438}]
+        | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 64},
+                              "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]}
         | .linux.namespaces += [{"type": "cgroup"}]
         | .mounts += [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]' >"$T"/share/b1/config.json
     GOUT=$(timeout 120 qemu-system-x86_64 -M microvm,acpi=off -accel tcg -m 256 -nodefaults -no-reboot -nographic \
@@ -233,6 +342,12 @@ if [ -e "$KERNEL" ] && [ -e "$INITRD" ] && command -v qemu-system-x86_64 >/dev/n
     *"guest-pid=1 0::/ mem=67108864"*"standalone container exited with status 3"*) ok "guest PID 1 runs a container from the 9p share with cgroup limits" ;;
     *) not_ok "guest PID 1 runs a container from the 9p share with cgroup limits"; echo "$GOUT" | tail -15 | sed 's/^/# /' ;;
     esac
+    case "$GOUT" in
+    *"fuse=opened"*"tun=denied"*) ok "guest kernel enforces linux.resources.devices (cgroup BPF) and has fuse" ;;
+    *) not_ok "guest kernel enforces linux.resources.devices (cgroup BPF) and has fuse"; echo "$GOUT" | grep -E "fuse=|tun=|WARNING" | sed 's/^/# /' ;;
+    esac
+    expect_eq "a new network namespace in the guest holds only lo" "netdevs=lo," \
+        "$(echo "$GOUT" | grep -o 'netdevs=[^[:space:]]*' | head -n1)"
     expect_eq "the guest powers off (QEMU exits by itself)" 0 "$GRC"
 else
     skip "guest PID 1" "no $KERNEL, $INITRD or qemu-system-x86_64"
