@@ -141,6 +141,7 @@ install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
+	install -m 0755 $(B)/moat-vmm $(DESTDIR)$(LIBEXECDIR)/moat-vmm
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
 	install -m 0644 $$(readlink -f $(B)/vmlinux) $(DESTDIR)$(DATADIR)/vmlinux
 

@@ -28,6 +28,9 @@ struct moat_agent;
  * *release (malloc'd, may be NULL). */
 int moat_agent_connect (const char *hybrid_sock, int64_t deadline_ms, bool (*interrupted) (void *), void *ictx,
                         struct moat_agent **out, char **release, moat_error_t *err);
+/* One connection, without retrying: the guest must answer Check within
+ * timeout_ms (for commands that find an existing sandbox). */
+int moat_agent_open (const char *hybrid_sock, int timeout_ms, struct moat_agent **out, moat_error_t *err);
 /* One more connection to the same agent (for blocking calls). */
 int moat_agent_dup (struct moat_agent *a, struct moat_agent **out, moat_error_t *err);
 void moat_agent_free (struct moat_agent *a);
@@ -40,12 +43,23 @@ struct moat_stdio_spec {
 };
 
 int moat_agent_check (struct moat_agent *a, char **version, char **release, moat_error_t *err);
-int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json,
+/* host_bundle: the bundle path on the host (the "bundle" in-guest hooks see). */
+int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                                  const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
 int moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *err);
 int moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, int sig, bool all, moat_error_t *err);
 /* *status: the code, or 128+n when killed by signal n. */
 int moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int *status, moat_error_t *err);
+/* The whole answer of WaitProcess. */
+struct moat_exit {
+        int status;    /* the code, or 128+n when killed by signal n */
+        bool signaled; /* killed by `signal` */
+        int signal;
+};
+int moat_agent_wait_exit (struct moat_agent *a, const char *id, const char *exec_id, struct moat_exit *ex,
+                          moat_error_t *err);
+int moat_agent_exec_process (struct moat_agent *a, const char *id, const char *exec_id, const char *process_json,
+                             const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
 int moat_agent_remove_container (struct moat_agent *a, const char *id, bool force, moat_error_t *err);
 int moat_agent_tty_resize (struct moat_agent *a, const char *id, const char *exec_id, uint32_t rows, uint32_t cols,
                            moat_error_t *err);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Hypervisor backends: start a microVM that boots the guest kernel and
- * initramfs with a vsock device (served by moat-vsock over vhost-user) and
- * the 9p share. Only QEMU for now; moat-vmm comes later. */
+ * initramfs with a vsock device and the 9p share. QEMU's vsock device is
+ * served by moat-vsock over vhost-user (needs_vsockd); moat-vmm serves the
+ * hybrid-vsock socket itself. */
 #ifndef MOAT_HYPERVISOR_H
 #define MOAT_HYPERVISOR_H
 
@@ -21,7 +22,8 @@ struct moat_vm_config {
         const char *cmdline; /* the guest kernel command line */
         uint64_t mem_mib;
         unsigned vcpus;
-        const char *vsock_socket; /* vhost-user socket (may be relative to workdir) */
+        const char *vsock_socket;  /* vhost-user socket (may be relative to workdir), needs_vsockd backends */
+        const char *hybrid_socket; /* hybrid-vsock socket the VMM serves itself (relative to workdir too) */
         const char *share_dir;    /* exported as 9p tag "moatshare" */
         const char *console_log;  /* guest serial console output */
         const char *vmm_log;      /* the VMM's own stdout/stderr */
@@ -31,11 +33,22 @@ struct moat_vm_config {
 
 struct moat_hypervisor {
         const char *name;
+        bool needs_vsockd; /* the sandbox starts moat-vsock and passes its vhost-user socket */
         int (*start) (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err);
 };
 
-/* "qemu" (also "auto" for now). */
+/* "qemu", "moat-vmm", or "auto"/NULL: moat_hypervisor_auto(). */
 const struct moat_hypervisor *moat_hypervisor_get (const char *name, moat_error_t *err);
+
+/* The backend `auto` picks here: "moat-vmm" where /dev/kvm is usable with
+ * hardware virtualization (VMX/SVM), else "qemu". *why (if why) gets the
+ * reason (malloc'd). */
+const char *moat_hypervisor_auto (char **why);
+
+/* The backend a container asks for: annotation MOAT_ANNOTATION_HYPERVISOR,
+ * else env MOAT_HYPERVISOR, else NULL (auto). */
+#define MOAT_ANNOTATION_HYPERVISOR "org.moat.hypervisor"
+const char *moat_hypervisor_requested (const struct oci_config *cfg);
 
 /* Guest size from linux.resources: memory limit + MOAT_VM_OVERHEAD_MIB
  * (MOAT_VM_DEFAULT_MIB without a limit); vCPUs = ceil(quota/period),
@@ -50,5 +63,6 @@ char *moat_vm_cmdline (bool debug);
 bool moat_kvm_usable (void);
 
 extern const struct moat_hypervisor moat_qemu_hypervisor;
+extern const struct moat_hypervisor moat_vmm_hypervisor; /* src/lib/vmm.c */
 
 #endif

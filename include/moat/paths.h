@@ -17,6 +17,7 @@ enum moat_file {
         MOAT_FILE_KERNEL = 0, /* vmlinux */
         MOAT_FILE_INITRD,     /* initramfs.cpio.gz */
         MOAT_FILE_VSOCKD,     /* moat-vsock */
+        MOAT_FILE_VMM,        /* moat-vmm (env MOAT_VMM) */
 };
 
 /* Finds one companion file; *out is malloc'd and absolute. The error lists

@@ -7,6 +7,7 @@
 #ifndef MOAT_STATE_H
 #define MOAT_STATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,16 +15,21 @@
 
 struct moat_state {
         char *id;
-        char *bundle;  /* absolute */
-        char *rootfs;  /* absolute host path of the bundle rootfs */
-        char *status;  /* "creating", "created", "running", "stopped" */
-        pid_t pid;     /* the sandbox VMM process (what the host sees) */
-        char *created; /* RFC 3339 UTC */
+        char *bundle;                 /* absolute */
+        char *rootfs;                 /* absolute host path of the bundle rootfs */
+        char *status;                 /* "creating", "created", "running", "paused", "stopped" */
+        pid_t pid;                    /* the stand-in process (what conmon/containerd wait on) */
+        unsigned long long pid_start; /* its start time (/proc/<pid>/stat field 22), guards pid reuse */
+        char *created;                /* RFC 3339 UTC */
         char **annotation_keys, **annotation_values;
         size_t n_annotations;
         /* moat's own fields */
         char *hypervisor; /* "qemu" */
+        pid_t vmm_pid;
+        unsigned long long vmm_start;
         pid_t vsockd_pid;
+        unsigned long long vsockd_start;
+        char *cgroup;       /* host cgroup path (relative to each hierarchy), NULL if none */
         char *vsock_socket; /* hybrid vsock socket path */
         char *console_log;
 };
@@ -48,12 +54,23 @@ int moat_state_lock (const char *root, const char *id, int *lock_fd, moat_error_
 int moat_state_save (const char *root, const struct moat_state *st, moat_error_t *err);
 /* Reads <root>/<id>/state.json. ENOENT: 'container "<id>" does not exist'. */
 int moat_state_load (const char *root, const char *id, struct moat_state **out, moat_error_t *err);
-/* The state as JSON (what `moat state` prints); malloc'd. */
+/* The state as stored (moat's own fields included); malloc'd. */
 char *moat_state_to_json (const struct moat_state *st, int pretty);
+/* The OCI state (what `moat state` prints and hooks read on stdin), with
+ * status replaced by `status` when not NULL; malloc'd. */
+char *moat_state_to_oci_json (const struct moat_state *st, const char *status, int pretty);
+/* The status as it is now: the stored one, or "stopped" once the stand-in
+ * (pid) or the VMM is gone, whatever was stored. */
+const char *moat_state_live_status (const struct moat_state *st);
 void moat_state_free (struct moat_state *st);
 
 /* Removes <root>/<id> (never crossing mount points). */
 int moat_state_remove (const char *root, const char *id, moat_error_t *err);
+
+/* Start time of a process (jiffies since boot), 0 if it does not exist. */
+unsigned long long moat_pid_start_time (pid_t pid);
+/* pid exists, is not a zombie, and (start != 0) started at `start`. */
+bool moat_pid_alive (pid_t pid, unsigned long long start);
 
 /* Current time as RFC 3339 with nanoseconds (malloc'd). */
 char *moat_state_now (void);

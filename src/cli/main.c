@@ -14,7 +14,23 @@ static const struct {
         moat_verb_fn fn;
         const char *help;
 } verbs[] = {
+        {"create", moat_cmd_create, "create a container in a new VM, held before its process runs"},
+        {"start", moat_cmd_start, "start the process of a created container"},
+        {"state", moat_cmd_state, "print the state of a container as OCI state JSON"},
+        {"kill", moat_cmd_kill, "send a signal to the container's process(es)"},
+        {"delete", moat_cmd_delete, "delete a container and its VM"},
         {"run", moat_cmd_run, "create and start a container in a new VM, wait for it"},
+        {"exec", moat_cmd_exec, "run a new process inside a running container"},
+        {"ps", moat_cmd_ps, "list the processes of a container"},
+        {"list", moat_cmd_list, "list containers"},
+        {"pause", moat_cmd_pause, "freeze every process of a container"},
+        {"resume", moat_cmd_resume, "thaw a paused container"},
+        {"update", moat_cmd_update, "change a container's resource limits"},
+        {"spec", moat_cmd_spec, "write a default config.json"},
+        {"features", moat_cmd_features, "print the features this runtime supports (JSON)"},
+        {"events", moat_cmd_events, "print container events and statistics"},
+        {"check", moat_cmd_check, "tell which hypervisor backend this host can use and why"},
+        {"env", moat_cmd_env, "print moat's configuration and paths"},
 };
 
 static void
@@ -30,6 +46,8 @@ usage (FILE *f)
                     "  --log FILE            log to FILE\n"
                     "  --log-format FORMAT   text or json (default text)\n"
                     "  --debug               verbose logging; the guest agent logs to the console\n"
+                    "  --systemd-cgroup      cgroupsPath is systemd's slice:prefix:name (converted to\n"
+                    "                        its cgroupfs path; systemd itself is not called)\n"
                     "  --help, -h            this help\n"
                     "  --version, -v         print the version\n");
 }
@@ -76,8 +94,11 @@ main (int argc, char **argv)
                         g.debug = true;
                         continue;
                 }
-                if (strcmp (a, "--systemd-cgroup") == 0)
-                        continue; /* runc compatibility; cgroupfs only */
+                if (strcmp (a, "--systemd-cgroup") == 0) {
+                        /* no systemd needed: slice:prefix:name becomes its cgroupfs path */
+                        g.systemd_cgroup = true;
+                        continue;
+                }
                 const char *names[] = {"--root", "--log", "--log-format", "--rootless", "--criu"};
                 size_t k;
                 for (k = 0; k < sizeof names / sizeof names[0]; k++)

@@ -65,6 +65,20 @@ moat_agent_fd (struct moat_agent *a)
 }
 
 int
+moat_agent_open (const char *hybrid_sock, int timeout_ms, struct moat_agent **out, moat_error_t *err)
+{
+        struct moat_agent *a = NULL;
+        if (agent_open (hybrid_sock, timeout_ms, &a, err) < 0)
+                return -1;
+        if (moat_agent_check (a, NULL, NULL, err) < 0) {
+                moat_agent_free (a);
+                return -1;
+        }
+        *out = a;
+        return 0;
+}
+
+int
 moat_agent_dup (struct moat_agent *a, struct moat_agent **out, moat_error_t *err)
 {
         return agent_open (a->sock, 10000, out, err);
@@ -119,7 +133,7 @@ moat_agent_connect (const char *hybrid_sock, int64_t deadline_ms, bool (*interru
 }
 
 int
-moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json,
+moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                              const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
 {
         Moat__Agent__V1__CreateContainerRequest req = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
@@ -134,6 +148,7 @@ moat_agent_create_container (struct moat_agent *a, const char *id, const char *c
         s.cols = stdio->cols;
         req.container_id = (char *)id;
         req.config_json = (char *)config_json;
+        req.bundle = (char *)(host_bundle ? host_bundle : "");
         req.stdio = &s;
         if (call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
                   (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err) < 0)
@@ -174,6 +189,51 @@ moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int 
                   (ProtobufCMessage **)&resp, 0, err) < 0)
                 return -1;
         *status = resp->status;
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
+}
+
+int
+moat_agent_wait_exit (struct moat_agent *a, const char *id, const char *exec_id, struct moat_exit *ex,
+                      moat_error_t *err)
+{
+        Moat__Agent__V1__WaitProcessRequest req = MOAT__AGENT__V1__WAIT_PROCESS_REQUEST__INIT;
+        Moat__Agent__V1__WaitProcessResponse *resp = NULL;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)(exec_id ? exec_id : "");
+        if (call (a, "WaitProcess", &req.base, &moat__agent__v1__wait_process_response__descriptor,
+                  (ProtobufCMessage **)&resp, 0, err) < 0)
+                return -1;
+        ex->status = resp->status;
+        ex->signaled = resp->signaled;
+        ex->signal = resp->signal;
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
+}
+
+int
+moat_agent_exec_process (struct moat_agent *a, const char *id, const char *exec_id, const char *process_json,
+                         const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
+{
+        Moat__Agent__V1__ExecProcessRequest req = MOAT__AGENT__V1__EXEC_PROCESS_REQUEST__INIT;
+        Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
+        Moat__Agent__V1__ExecProcessResponse *resp = NULL;
+
+        s.terminal = stdio->terminal;
+        s.stdin = stdio->in;
+        s.stdout = stdio->out;
+        s.stderr = stdio->err;
+        s.rows = stdio->rows;
+        s.cols = stdio->cols;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)exec_id;
+        req.process_json = (char *)process_json;
+        req.stdio = &s;
+        if (call (a, "ExecProcess", &req.base, &moat__agent__v1__exec_process_response__descriptor,
+                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err) < 0)
+                return -1;
+        if (pid)
+                *pid = resp->pid;
         protobuf_c_message_free_unpacked (&resp->base, NULL);
         return 0;
 }

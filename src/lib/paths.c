@@ -24,6 +24,7 @@ static const struct {
         [MOAT_FILE_KERNEL] = {"MOAT_KERNEL", "vmlinux", MOAT_DATADIR, 0},
         [MOAT_FILE_INITRD] = {"MOAT_INITRD", "initramfs.cpio.gz", MOAT_DATADIR, 0},
         [MOAT_FILE_VSOCKD] = {"MOAT_VSOCK", "moat-vsock", MOAT_LIBEXECDIR, 1},
+        [MOAT_FILE_VMM] = {"MOAT_VMM", "moat-vmm", MOAT_LIBEXECDIR, 1},
 };
 
 static int

@@ -146,14 +146,19 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 
 const struct moat_hypervisor moat_qemu_hypervisor = {
         .name = "qemu",
+        .needs_vsockd = true,
         .start = qemu_start,
 };
 
 const struct moat_hypervisor *
 moat_hypervisor_get (const char *name, moat_error_t *err)
 {
-        if (name == NULL || strcmp (name, "qemu") == 0 || strcmp (name, "auto") == 0)
+        if (name == NULL || strcmp (name, "auto") == 0)
+                name = moat_hypervisor_auto (NULL);
+        if (strcmp (name, "qemu") == 0)
                 return &moat_qemu_hypervisor;
-        moat_make_error (err, EINVAL, "unknown hypervisor \"%s\" (known: qemu)", name);
+        if (strcmp (name, "moat-vmm") == 0)
+                return &moat_vmm_hypervisor;
+        moat_make_error (err, EINVAL, "unknown hypervisor \"%s\" (known: qemu, moat-vmm, auto)", name);
         return NULL;
 }

@@ -20,14 +20,32 @@
 #define VSOCKD_READY_TIMEOUT_MS 10000
 #define VMM_EXIT_TIMEOUT_MS 5000
 
+/* Character devices the guest kernel itself provides: a linux.devices entry
+ * naming one of these is created inside the guest (at whatever path the
+ * config gives). Anything else would be a host device, which cannot cross
+ * into the VM. minor -1: any minor. */
 static const struct {
-        const char *path;
-        char type;
         int major, minor;
-} std_devices[] = {
-        {"/dev/null", 'c', 1, 3},    {"/dev/zero", 'c', 1, 5}, {"/dev/full", 'c', 1, 7},    {"/dev/random", 'c', 1, 8},
-        {"/dev/urandom", 'c', 1, 9}, {"/dev/tty", 'c', 5, 0},  {"/dev/console", 'c', 5, 1}, {"/dev/ptmx", 'c', 5, 2},
+        const char *what;
+} guest_devices[] = {
+        {1, 3, "null"},   {1, 5, "zero"},    {1, 7, "full"},     {1, 8, "random"},  {1, 9, "urandom"},
+        {5, 0, "tty"},    {5, 1, "console"}, {5, 2, "ptmx"},     {136, -1, "pts"},  {10, 229, "fuse"},
+        {10, 200, "tun"},
 };
+
+static bool
+guest_backs_device (const struct oci_device *d)
+{
+        if (d->type == 'p')
+                return true;
+        if (d->type != 'c' && d->type != 'u')
+                return false;
+        for (size_t j = 0; j < ARRAY_SIZE (guest_devices); j++)
+                if (d->major == guest_devices[j].major &&
+                    (guest_devices[j].minor < 0 || d->minor == guest_devices[j].minor))
+                        return true;
+        return false;
+}
 
 int
 moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err)
@@ -38,21 +56,12 @@ moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err)
                 return 0;
         for (size_t i = 0; i < cfg->linux_->n_devices; i++) {
                 const struct oci_device *d = &cfg->linux_->devices[i];
-                size_t j;
-                for (j = 0; j < ARRAY_SIZE (std_devices); j++)
-                        if (strcmp (d->path, std_devices[j].path) == 0)
-                                break;
-                if (j == ARRAY_SIZE (std_devices))
-                        return moat_make_error (err, 0, "linux.devices: %s: host devices cannot be passed into the VM",
-                                                d->path);
-                if (d->type != std_devices[j].type || d->major != std_devices[j].major ||
-                    d->minor != std_devices[j].minor)
-                        return moat_make_error (
-                                err, 0,
-                                "linux.devices: %s: %c %lld:%lld is not the standard device (%c %d:%d); "
-                                "host devices cannot be passed into the VM",
-                                d->path, d->type, (long long)d->major, (long long)d->minor, std_devices[j].type,
-                                std_devices[j].major, std_devices[j].minor);
+                if (!guest_backs_device (d))
+                        return moat_make_error (err, 0,
+                                                "linux.devices: %s: %c %lld:%lld is a host device; host devices cannot "
+                                                "be passed into the VM (the guest provides mem 1:3-9, tty 5:0-2, pts "
+                                                "136:*, fuse 10:229, tun 10:200)",
+                                                d->path, d->type, (long long) d->major, (long long) d->minor);
         }
         return 0;
 }
@@ -204,7 +213,8 @@ describe_status (int st)
 static int
 start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
 {
-        const struct moat_hypervisor *hv = moat_hypervisor_get (o->hypervisor, err);
+        const char *name = o->hypervisor ? o->hypervisor : moat_hypervisor_requested (sb->cfg);
+        const struct moat_hypervisor *hv = moat_hypervisor_get (name, err);
         cleanup_free char *kernel = NULL;
         cleanup_free char *initrd = NULL;
         cleanup_free char *cmdline = moat_vm_cmdline (o->debug);
@@ -218,7 +228,13 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.initrd = initrd;
         vc.cmdline = cmdline;
         moat_vm_size (sb->cfg, &vc.mem_mib, &vc.vcpus);
-        vc.vsock_socket = sock_arg (sb, sb->vhost_socket);
+        if (hv->needs_vsockd) {
+                if (start_vsockd (sb, o, err) < 0)
+                        return -1;
+                vc.vsock_socket = sock_arg (sb, sb->vhost_socket);
+        } else {
+                vc.hybrid_socket = sock_arg (sb, sb->vsock_socket);
+        }
         vc.share_dir = sb->share.dir;
         vc.console_log = sb->console_log;
         vc.vmm_log = sb->vmm_log;
@@ -227,7 +243,9 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         sb->t_launch = now_ms ();
         if (hv->start (&vc, &sb->vmm_pid, err) < 0)
                 return -1;
-        sb->state.pid = sb->vmm_pid;
+        sb->state.pid = sb->vmm_pid; /* until a stand-in exists */
+        sb->state.vmm_pid = sb->vmm_pid;
+        sb->state.vmm_start = moat_pid_start_time (sb->vmm_pid);
         sb->state.hypervisor = xstrdup (hv->name);
         return 0;
 }
@@ -265,6 +283,8 @@ int
 moat_sandbox_save_state (struct moat_sandbox *sb, moat_error_t *err)
 {
         sb->state.vsockd_pid = sb->vsockd_pid;
+        if (sb->vsockd_pid > 0 && sb->state.vsockd_start == 0)
+                sb->state.vsockd_start = moat_pid_start_time (sb->vsockd_pid);
         return moat_state_save (sb->root, &sb->state, err);
 }
 
@@ -331,9 +351,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         if (moat_share_stage (&sb->share, o->id, bundle, sb->cfg, &sb->guest_config, err) < 0)
                 goto fail;
 
-        /* 4. moat-vsock, then the VM */
-        if (start_vsockd (sb, o, err) < 0)
-                goto fail;
+        /* 4. moat-vsock (for backends that need it), then the VM */
         if (start_vm (sb, o, err) < 0)
                 goto fail;
         if (moat_sandbox_save_state (sb, err) < 0)
@@ -403,6 +421,7 @@ moat_sandbox_destroy (struct moat_sandbox *sb)
         free (sb->state.hypervisor);
         free (sb->state.vsock_socket);
         free (sb->state.console_log);
+        free (sb->state.cgroup);
         free (sb->root);
         free (sb->id);
         free (sb->dir);

@@ -26,7 +26,7 @@ moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *err)
 {
         memset (s, 0, sizeof *s);
         s->dir = xasprintf_r ("%s/shared", state_dir);
-        if (mkdir (s->dir, 0700) < 0 && errno != EEXIST)
+        if (mkdir (s->dir, 0711) < 0 && errno != EEXIST)
                 return moat_make_error (err, errno, "mkdir %s", s->dir);
         /* The share is its own private mount, so the binds staged in it never
          * propagate to other mount namespaces (where they would outlive
@@ -177,7 +177,11 @@ prepare_mountpoints (const char *bundle, const char *rootfs, struct oci_config *
         return 0;
 }
 
-static const char *const host_hooks[] = {"prestart", "createRuntime", "poststart", "poststop"};
+/* Hooks the host runs: every kind whose path resolves in the runtime
+ * namespace. createContainer runs on the host too, in the stand-in's
+ * namespaces (the guest has none of the host's binaries); only
+ * startContainer (path resolved in the container) runs in the guest. */
+static const char *const host_hooks[] = {"prestart", "createRuntime", "createContainer", "poststart", "poststop"};
 
 int
 moat_share_stage (struct moat_share *s, const char *id, const char *bundle, struct oci_config *cfg, char **guest_json,
@@ -194,7 +198,7 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
         yajl_val v, mounts, hooks;
         int any_bind = 0;
 
-        if (mkdir (cdir, 0700) < 0)
+        if (mkdir (cdir, 0711) < 0)
                 return moat_make_error (err, errno, "mkdir %s", cdir);
         rootfs = resolve (bundle, cfg->root_path);
         if (cfg->root_readonly && prepare_mountpoints (bundle, rootfs, cfg, err) < 0)
@@ -209,7 +213,7 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
                         break;
                 }
         }
-        if (any_bind && mkdir (mdir, 0700) < 0)
+        if (any_bind && mkdir (mdir, 0711) < 0)
                 return moat_make_error (err, errno, "mkdir %s", mdir);
 
         mounts = oci_tree_get (cfg->tree, mounts_path);
@@ -243,6 +247,16 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
         if (v == NULL || !YAJL_IS_STRING (v))
                 return moat_make_error (err, 0, "root.path: expected a string");
         oci_tree_set_string (v, guest_root);
+        /* Namespace paths are host paths: the host checked them and the
+         * stand-in joined the network one; in the guest the container
+         * gets new namespaces of those types. */
+        {
+                const char *ns_path[] = {"linux", "namespaces", NULL};
+                yajl_val nss = oci_tree_get (cfg->tree, ns_path);
+                for (size_t i = 0; nss && YAJL_IS_ARRAY (nss) && i < YAJL_GET_ARRAY (nss)->len; i++)
+                        if (YAJL_IS_OBJECT (YAJL_GET_ARRAY (nss)->values[i]))
+                                oci_tree_remove_key (YAJL_GET_ARRAY (nss)->values[i], "path");
+        }
         hooks = oci_tree_get (cfg->tree, hooks_path);
         if (hooks && YAJL_IS_OBJECT (hooks))
                 for (size_t i = 0; i < ARRAY_SIZE (host_hooks); i++)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,8 +115,8 @@ gen_kv (yajl_gen g, const char *k, const char *v)
                 yajl_gen_null (g);
 }
 
-char *
-moat_state_to_json (const struct moat_state *st, int pretty)
+static char *
+state_json (const struct moat_state *st, const char *status, int pretty, bool internal)
 {
         yajl_gen g = yajl_gen_alloc (NULL);
         const unsigned char *buf;
@@ -127,8 +128,9 @@ moat_state_to_json (const struct moat_state *st, int pretty)
         gen_kv (g, "ociVersion", "1.0.2");
         gen_kv (g, "id", st->id);
         gen_str (g, "pid");
-        yajl_gen_integer (g, st->pid);
-        gen_kv (g, "status", st->status);
+        /* runc reports pid 0 once the container stopped */
+        yajl_gen_integer (g, !internal && status && strcmp (status, "stopped") == 0 ? 0 : st->pid);
+        gen_kv (g, "status", status ? status : st->status);
         gen_kv (g, "bundle", st->bundle);
         gen_kv (g, "rootfs", st->rootfs);
         gen_kv (g, "created", st->created);
@@ -138,16 +140,108 @@ moat_state_to_json (const struct moat_state *st, int pretty)
         for (size_t i = 0; i < st->n_annotations; i++)
                 gen_kv (g, st->annotation_keys[i], st->annotation_values[i]);
         yajl_gen_map_close (g);
-        gen_kv (g, "hypervisor", st->hypervisor);
-        gen_str (g, "vsockdPid");
-        yajl_gen_integer (g, st->vsockd_pid);
-        gen_kv (g, "vsockSocket", st->vsock_socket);
-        gen_kv (g, "consoleLog", st->console_log);
+        if (internal) {
+                gen_str (g, "pidStart");
+                yajl_gen_integer (g, (long long)st->pid_start);
+                gen_kv (g, "hypervisor", st->hypervisor);
+                gen_str (g, "vmmPid");
+                yajl_gen_integer (g, st->vmm_pid);
+                gen_str (g, "vmmStart");
+                yajl_gen_integer (g, (long long)st->vmm_start);
+                gen_str (g, "vsockdPid");
+                yajl_gen_integer (g, st->vsockd_pid);
+                gen_str (g, "vsockdStart");
+                yajl_gen_integer (g, (long long)st->vsockd_start);
+                gen_kv (g, "vsockSocket", st->vsock_socket);
+                gen_kv (g, "consoleLog", st->console_log);
+                gen_kv (g, "cgroup", st->cgroup);
+        } else
+                gen_kv (g, "hypervisor", st->hypervisor);
         yajl_gen_map_close (g);
         yajl_gen_get_buf (g, &buf, &len);
         out = xstrndup ((const char *)buf, len);
         yajl_gen_free (g);
         return out;
+}
+
+char *
+moat_state_to_json (const struct moat_state *st, int pretty)
+{
+        return state_json (st, NULL, pretty, true);
+}
+
+char *
+moat_state_to_oci_json (const struct moat_state *st, const char *status, int pretty)
+{
+        return state_json (st, status ? status : moat_state_live_status (st), pretty, false);
+}
+
+/* Start time of pid (field 22 of /proc/<pid>/stat), 0 if it does not
+ * exist; *zombie set when it is a zombie (or dead). */
+static unsigned long long
+pid_start (pid_t pid, bool *zombie)
+{
+        char path[64], buf[1024];
+        cleanup_close int fd = -1;
+        ssize_t n;
+        char *p;
+        unsigned long long v = 0;
+
+        *zombie = false;
+        snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+        fd = open (path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read (fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        p = strrchr (buf, ')');
+        if (p == NULL || p[1] != ' ')
+                return 0;
+        p += 2; /* field 3: state */
+        *zombie = *p == 'Z' || *p == 'X';
+        for (int field = 3; field < 22 && p; field++) {
+                p = strchr (p, ' ');
+                if (p)
+                        p++;
+        }
+        if (p)
+                v = strtoull (p, NULL, 10);
+        return v;
+}
+
+unsigned long long
+moat_pid_start_time (pid_t pid)
+{
+        bool z;
+        return pid > 0 ? pid_start (pid, &z) : 0;
+}
+
+bool
+moat_pid_alive (pid_t pid, unsigned long long start)
+{
+        bool zombie;
+        unsigned long long s;
+        if (pid <= 0)
+                return false;
+        s = pid_start (pid, &zombie);
+        if (s == 0 || zombie)
+                return false;
+        return start == 0 || s == start;
+}
+
+const char *
+moat_state_live_status (const struct moat_state *st)
+{
+        const char *s = st->status ? st->status : "stopped";
+        if (strcmp (s, "created") == 0 || strcmp (s, "running") == 0 || strcmp (s, "paused") == 0) {
+                if (!moat_pid_alive (st->pid, st->pid_start))
+                        return "stopped";
+                if (st->vmm_pid > 0 && !moat_pid_alive (st->vmm_pid, st->vmm_start))
+                        return "stopped";
+        }
+        return s;
 }
 
 int
@@ -215,8 +309,13 @@ moat_state_load (const char *root, const char *id, struct moat_state **out, moat
         st->status = get_str (t, "status");
         st->created = get_str (t, "created");
         st->pid = get_int (t, "pid");
+        st->pid_start = get_int (t, "pidStart");
         st->hypervisor = get_str (t, "hypervisor");
+        st->vmm_pid = get_int (t, "vmmPid");
+        st->vmm_start = get_int (t, "vmmStart");
         st->vsockd_pid = get_int (t, "vsockdPid");
+        st->vsockd_start = get_int (t, "vsockdStart");
+        st->cgroup = get_str (t, "cgroup");
         st->vsock_socket = get_str (t, "vsockSocket");
         st->console_log = get_str (t, "consoleLog");
         ann = yajl_tree_get (t, ann_path, yajl_t_object);
@@ -254,6 +353,7 @@ moat_state_free (struct moat_state *st)
         free (st->hypervisor);
         free (st->vsock_socket);
         free (st->console_log);
+        free (st->cgroup);
         free (st);
 }
 

@@ -191,7 +191,7 @@ invalid "truncated config.json" trunc "config.json" --raw "${full:0:200}"
 invalid "wrong type (process.args)" wrongtype "process.args" '.process.args = "sh"'
 invalid "unknown namespace type" badns "foo" '.linux.namespaces += [{"type": "foo"}]'
 invalid "missing root.path" noroot "root" 'del(.root.path)'
-invalid "host device refused" hostdev "linux.devices: /dev/sda: host devices cannot be passed into the VM" \
+invalid "host device refused" hostdev "linux.devices: /dev/sda: b 8:0 is a host device; host devices cannot be passed into the VM" \
     '.linux.devices = [{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]'
 invalid "empty config.json" empty "config.json" --raw ""
 out=$(moat run -b "$WORK/does-not-exist" nob 2>&1); rc=$?

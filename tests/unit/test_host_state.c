@@ -120,10 +120,18 @@ test_check_config_devices (void **state)
         assert_int_equal (moat_sandbox_check_config (c, &err), 0);
         oci_config_free (c);
 
+        /* devices the guest kernel backs (fuse, tun, pts) are made in the guest */
         c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'r'},"
-                   "'linux':{'devices':[{'path':'/dev/xyz','type':'c','major':10,'minor':200}]}}");
+                   "'linux':{'devices':[{'path':'/dev/net/tun','type':'c','major':10,'minor':200},"
+                   "{'path':'/dev/fuse','type':'c','major':10,'minor':229}]}}");
+        assert_int_equal (moat_sandbox_check_config (c, &err), 0);
+        oci_config_free (c);
+
+        c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'r'},"
+                   "'linux':{'devices':[{'path':'/dev/xyz','type':'c','major':195,'minor':0}]}}");
         assert_int_equal (moat_sandbox_check_config (c, &err), -1);
-        assert_string_equal (err->msg, "linux.devices: /dev/xyz: host devices cannot be passed into the VM");
+        assert_non_null (strstr (err->msg, "linux.devices: /dev/xyz: c 195:0 is a host device"));
+        assert_non_null (strstr (err->msg, "host devices cannot be passed into the VM"));
         moat_error_release (&err);
         oci_config_free (c);
 
@@ -197,15 +205,22 @@ test_share_rewrite (void **state)
                 "'mounts':[{'destination':'/proc','type':'proc','source':'proc'},"
                 "{'destination':'/etc/hosts','type':'bind','source':'%s','options':['rbind','ro']}],"
                 "'hooks':{'prestart':[{'path':'/bin/true'}],'createContainer':[{'path':'/bin/true'}],"
-                "'poststop':[{'path':'/bin/true'}]}}",
+                "'startContainer':[{'path':'/bin/true'}],'poststop':[{'path':'/bin/true'}]},"
+                "'linux':{'namespaces':[{'type':'network','path':'/run/netns/x'},{'type':'pid'}]}}",
                 p);
         c = parse (json);
         assert_int_equal (moat_share_init (&s, sdir, &err), 0);
         assert_int_equal (moat_share_stage (&s, "c1", bundle, c, &guest, &err), 0);
         assert_non_null (strstr (guest, "\"path\":\"/run/moat/share/c1/rootfs\""));
         assert_non_null (strstr (guest, "\"source\":\"/run/moat/share/c1/mounts/1\""));
-        assert_non_null (strstr (guest, "createContainer"));
+        /* only startContainer runs in the guest; createContainer's path
+         * resolves on the host, which runs it */
+        assert_non_null (strstr (guest, "startContainer"));
+        assert_null (strstr (guest, "createContainer"));
         assert_null (strstr (guest, "prestart"));
+        /* host namespace paths do not reach the guest; the types do */
+        assert_null (strstr (guest, "/run/netns/x"));
+        assert_non_null (strstr (guest, "\"type\":\"network\""));
         assert_null (strstr (guest, "poststop"));
         /* the read-only rootfs got its mount point on the host side */
         free (p);

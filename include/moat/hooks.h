@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Host-side OCI hooks (prestart, createRuntime, poststart, poststop): each
+ * runs in moat's own namespaces with its args and env exactly as given, the
+ * OCI state JSON on stdin, and its timeout (killed with SIGKILL when it is
+ * exceeded). createContainer and startContainer run in the guest. */
+#ifndef MOAT_HOOKS_H
+#define MOAT_HOOKS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "moat/error.h"
+#include "moat/oci.h"
+
+/* Where a hook runs: moat's own namespaces, except the mount namespace
+ * at mnt_fd (>= 0: moat create works in a private one) and the network
+ * namespace of net_pid (> 0: the stand-in's, for createContainer). */
+struct moat_hook_ns {
+        int mnt_fd;
+        pid_t net_pid;
+};
+
+/* Runs the hooks of `kind` in order (ns NULL: in moat's namespaces). Stops at the first failure (non-zero
+ * exit, signal, timeout, exec failure) and returns it, with the hook's
+ * stderr tail in the message, unless keep_going: then every hook runs and a
+ * failure is only logged as a warning (poststop). */
+int moat_hooks_run (const struct oci_config *cfg, enum oci_hook_kind kind, const char *state_json, bool keep_going,
+                    const struct moat_hook_ns *ns, moat_error_t *err);
+
+#endif

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat delete [--force|-f] ID: delete a stopped container: power its VM
+ * off (if the stand-in left it on), stop moat-vsock, detach the share,
+ * remove the host cgroup, run the poststop hooks and remove the state.
+ * A created, running or paused container is refused without --force (the
+ * runtime spec says so for created too; runc deletes those). --force kills
+ * what is left even when the VMM or the stand-in died, and succeeds for an
+ * unknown ID, as runc does. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "moat/hooks.h"
+#include "moat/lifecycle.h"
+#include "moat/log.h"
+#include "moat/oci.h"
+#include "moat/state.h"
+#include "moat/util.h"
+
+int
+moat_cli_delete (struct moat_global *g, const char *id, bool force, moat_error_t *err)
+{
+        cleanup_close int lock = -1;
+        struct moat_state *st = NULL;
+        cleanup_oci_config struct oci_config *cfg = NULL;
+        cleanup_free char *dir = NULL;
+        cleanup_free char *sj = NULL;
+        cleanup_error moat_error_t e = NULL;
+        const char *status;
+        int rc = -1;
+
+        if (moat_state_validate_id (id, err) < 0)
+                return -1;
+        if (moat_state_lock (g->root, id, &lock, err) < 0)
+                goto missing;
+        if (moat_state_load (g->root, id, &st, err) < 0) {
+                /* a create that died before writing its state leaves an
+                 * empty directory: --force removes it */
+                if (force && (*err)->errno_ == ENOENT) {
+                        moat_error_release (err);
+                        if (moat_state_remove (g->root, id, err) < 0)
+                                return -1;
+                        return 0;
+                }
+                goto missing;
+        }
+        status = moat_state_live_status (st);
+        if (strcmp (status, "stopped") != 0 && !force) {
+                moat_make_error (err, 0, "cannot delete a container that is not stopped (%s); use --force", status);
+                goto out;
+        }
+        dir = moat_state_dir (g->root, id);
+        if (oci_config_load (dir, &cfg, &e) < 0) {
+                moat_warn ("%s: poststop hooks skipped: %s", id, e->msg);
+                moat_error_release (&e);
+        }
+        if (moat_sandbox_teardown (g->root, st, err) < 0)
+                goto out;
+        /* poststop: after the container is gone, before delete returns; a
+         * failing hook is only a warning and the others still run */
+        st->pid = 0;
+        sj = moat_state_to_oci_json (st, "stopped", 0);
+        moat_hooks_run (cfg, OCI_HOOK_POSTSTOP, sj, true, NULL, &e);
+        if (moat_state_remove (g->root, id, err) < 0)
+                goto out;
+        rc = 0;
+out:
+        moat_state_free (st);
+        return rc;
+missing:
+        if (force && (*err)->errno_ == ENOENT) {
+                moat_error_release (err);
+                return 0;
+        }
+        return -1;
+}
+
+static void
+usage (FILE *f)
+{
+        fprintf (f, "Usage: moat delete [--force|-f] ID\n\n"
+                    "Delete a stopped container: its VM, host resources and state.\n\n"
+                    "Options:\n"
+                    "  -f, --force  also kill and delete a created, running or paused container\n"
+                    "               (and succeed if ID does not exist)\n"
+                    "  -h, --help   this help\n");
+}
+
+int
+moat_cmd_delete (struct moat_global *g, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        cleanup_error moat_error_t err = NULL;
+        bool force = false;
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long (argc, argv, "+fh", opts, NULL)) != -1) {
+                if (c == 'f')
+                        force = true;
+                else if (c == 'h') {
+                        usage (stdout);
+                        return 0;
+                } else {
+                        fprintf (stderr, "moat: delete: unknown option %s\n", argv[optind - 1]);
+                        return 1;
+                }
+        }
+        if (optind + 1 != argc) {
+                fprintf (stderr, "moat: delete: expected exactly one container ID (see moat delete --help)\n");
+                return 1;
+        }
+        if (moat_cli_delete (g, argv[optind], force, &err) < 0) {
+                moat_error_wrap (&err, "delete %s", argv[optind]);
+                moat_error_print (&err, "moat");
+                return 1;
+        }
+        return 0;
+}

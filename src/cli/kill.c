@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat kill [--all|-a] ID [SIGNAL]: send a signal (name with or without
+ * SIG, or number; default SIGTERM) to the container's process, or with
+ * --all to every process of the container, through the agent. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "moat/agent_client.h"
+#include "moat/oci.h"
+#include "moat/state.h"
+#include "moat/util.h"
+
+static void
+usage (FILE *f)
+{
+        fprintf (f, "Usage: moat kill [--all|-a] ID [SIGNAL]\n\n"
+                    "Send SIGNAL (default SIGTERM; KILL, SIGKILL or 9) to the container's process.\n\n"
+                    "Options:\n"
+                    "  -a, --all    signal every process of the container\n"
+                    "  -h, --help   this help\n");
+}
+
+int
+moat_cmd_kill (struct moat_global *g, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        cleanup_error moat_error_t err = NULL;
+        struct moat_state *st = NULL;
+        struct moat_agent *a = NULL;
+        const char *id, *sigs = "SIGTERM", *status;
+        bool all = false;
+        int c, sig, rc = 1;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long (argc, argv, "+ah", opts, NULL)) != -1) {
+                if (c == 'a')
+                        all = true;
+                else if (c == 'h') {
+                        usage (stdout);
+                        return 0;
+                } else {
+                        fprintf (stderr, "moat: kill: unknown option %s\n", argv[optind - 1]);
+                        return 1;
+                }
+        }
+        if (optind >= argc || argc - optind > 2) {
+                fprintf (stderr, "moat: kill: expected ID [SIGNAL] (see moat kill --help)\n");
+                return 1;
+        }
+        id = argv[optind];
+        if (argc - optind == 2)
+                sigs = argv[optind + 1];
+        sig = oci_signal_parse (sigs);
+        if (sig < 0) {
+                fprintf (stderr, "moat: kill %s: invalid signal \"%s\"\n", id, sigs);
+                return 1;
+        }
+        if (moat_state_load (g->root, id, &st, &err) < 0)
+                goto out;
+        status = moat_state_live_status (st);
+        if (strcmp (status, "created") != 0 && strcmp (status, "running") != 0 && strcmp (status, "paused") != 0) {
+                moat_make_error (&err, 0, "container not running (%s)", status);
+                goto out;
+        }
+        if (moat_agent_open (st->vsock_socket, 5000, &a, &err) < 0) {
+                moat_error_wrap (&err, "connect to the agent");
+                goto out;
+        }
+        if (moat_agent_signal (a, id, NULL, sig, all, &err) < 0)
+                goto out;
+        rc = 0;
+out:
+        if (err) {
+                moat_error_wrap (&err, "kill %s", id);
+                moat_error_print (&err, "moat");
+        }
+        moat_agent_free (a);
+        moat_state_free (st);
+        return rc;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat ps: the processes of a container. runc prints host pids (json) or
+ * filters the host's `ps -ef` (table); a moat container's processes live in
+ * its VM and have no host pids, so both formats print the guest pids (the
+ * container cgroup's members, as the agent reports them), and host ps
+ * options cannot apply. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "moat/container.h"
+#include "moat/ttrpc.h"
+#include "moat/util.h"
+
+static void
+usage (FILE *f)
+{
+        fprintf (f, "Usage: moat ps [--format|-f table|json] ID\n\n"
+                    "Lists the processes of container ID. They run inside the container's VM,\n"
+                    "so the pids are guest pids (as seen by the VM's init, not the container's\n"
+                    "own pid namespace); there are no host pids, and `ps` options (which runc\n"
+                    "passes to the host's ps) are not supported.\n\n"
+                    "  --format, -f FORMAT   table (default: a PID column) or json (an array of pids)\n");
+}
+
+int
+moat_cmd_ps (struct moat_global *g, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"format", required_argument, NULL, 'f'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        const char *format = "table", *id = NULL;
+        cleanup_error moat_error_t err = NULL;
+        struct moat_state *st = NULL;
+        struct ttrpc_client *client = NULL;
+        struct moat_stats s = {0};
+        int c, rc = 1;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long (argc, argv, "+f:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'f':
+                        format = optarg;
+                        break;
+                case 'h':
+                        usage (stdout);
+                        return 0;
+                default:
+                        fprintf (stderr, "moat: ps: unknown option or missing value: %s (see moat ps --help)\n",
+                                 argv[optind - 1]);
+                        return 1;
+                }
+        }
+        if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0) {
+                fprintf (stderr, "moat: ps: --format: expected table or json, got \"%s\"\n", format);
+                return 1;
+        }
+        if (optind >= argc) {
+                fprintf (stderr, "moat: ps: expected a container ID (usage: moat ps [--format table|json] ID)\n");
+                return 1;
+        }
+        id = argv[optind++];
+        if (optind < argc && strcmp (argv[optind], "--") == 0)
+                optind++;
+        if (optind < argc) {
+                fprintf (stderr,
+                         "moat: ps %s: ps options (\"%s\"...) are not supported: the container's processes run "
+                         "inside its VM, not on the host\n",
+                         id, argv[optind]);
+                return 1;
+        }
+
+        if (moat_container_open (g->root, id, &st, &client, &err) < 0)
+                goto out;
+        if (moat_agent_call_stats (client, id, &s, &err) < 0)
+                goto out;
+        if (strcmp (format, "json") == 0) {
+                printf ("[");
+                for (size_t i = 0; i < s.n_pids; i++)
+                        printf ("%s%u", i ? "," : "", s.pids[i]);
+                printf ("]\n");
+        } else {
+                printf ("PID\n");
+                for (size_t i = 0; i < s.n_pids; i++)
+                        printf ("%u\n", s.pids[i]);
+        }
+        rc = fflush (stdout) == 0 ? 0 : 1;
+out:
+        moat_stats_clear (&s);
+        if (client)
+                ttrpc_client_free (client);
+        moat_state_free (st);
+        if (err) {
+                moat_error_wrap (&err, "ps %s", id);
+                moat_error_print (&err, "moat");
+        }
+        return rc;
+}
