@@ -80,7 +80,7 @@ $(INITRAMFS): $(B)/moat-agent scripts/mkinitramfs.sh
 # moat-vmm (src/vmm) is not in libmoat.a: its objects except main.o make
 # libmoat-vmm.a, which the test_vmm_* unit tests link too.
 VMM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out src/vmm/main.c,$(wildcard src/vmm/*.c)))
-PROBES := $(patsubst tests/probe/%.c,$(B)/probe/%.elf,$(filter-out tests/probe/lib.c,$(wildcard tests/probe/*.c)))
+PROBES := $(patsubst tests/probe/%.c,$(B)/probe/%.elf,$(filter-out tests/probe/lib.c tests/probe/virtio_drv.c,$(wildcard tests/probe/*.c)))
 PROBE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -ffreestanding -fno-pic -fno-pie \
 	-fno-stack-protector -mgeneral-regs-only -mno-red-zone -mno-sse -fcf-protection=none \
 	-nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -Wl,-T,tests/probe/probe.ld
@@ -97,9 +97,10 @@ $(B)/tests/test_vmm_%: tests/unit/test_vmm_%.c $(B)/libmoat-vmm.a $(B)/libmoat.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmoat-vmm.a $(B)/libmoat.a $(HOST_LIBS) -lcmocka
 
 # Probe guests: freestanding 64-bit programs booted like a vmlinux.
-$(B)/probe/%.elf: tests/probe/%.c tests/probe/entry.S tests/probe/lib.c tests/probe/probe.h tests/probe/probe.ld
+PROBE_LIB := tests/probe/entry.S tests/probe/lib.c tests/probe/virtio_drv.c
+$(B)/probe/%.elf: tests/probe/%.c $(PROBE_LIB) tests/probe/probe.h tests/probe/virtio_drv.h tests/probe/probe.ld
 	@mkdir -p $(dir $@)
-	$(CC) $(PROBE_CFLAGS) -o $@ tests/probe/entry.S tests/probe/lib.c $<
+	$(CC) $(PROBE_CFLAGS) -o $@ $(PROBE_LIB) $<
 
 probes: $(PROBES)
 

@@ -152,13 +152,14 @@ build (scmp_filter_ctx ctx, struct oci_seccomp *s, uint32_t def, moat_error_t *e
         return 0;
 }
 
-int
-agent_seccomp_load (struct oci_seccomp *s, moat_error_t *err)
+/* Builds the filter of s into *out (NULL when s is NULL). */
+static int
+make_filter (struct oci_seccomp *s, scmp_filter_ctx *out, moat_error_t *err)
 {
         scmp_filter_ctx ctx;
         uint32_t def;
-        int r;
 
+        *out = NULL;
         if (s == NULL)
                 return 0;
         if (s->listener_path && *s->listener_path)
@@ -172,6 +173,20 @@ agent_seccomp_load (struct oci_seccomp *s, moat_error_t *err)
                 seccomp_release (ctx);
                 return -1;
         }
+        *out = ctx;
+        return 0;
+}
+
+int
+agent_seccomp_load (struct oci_seccomp *s, moat_error_t *err)
+{
+        scmp_filter_ctx ctx;
+        int r;
+
+        if (make_filter (s, &ctx, err) < 0)
+                return -1;
+        if (ctx == NULL)
+                return 0;
         r = seccomp_load (ctx);
         seccomp_release (ctx);
         if (r < 0)
@@ -183,19 +198,10 @@ int
 agent_seccomp_check (struct oci_seccomp *s, moat_error_t *err)
 {
         scmp_filter_ctx ctx;
-        uint32_t def;
-        int r;
 
-        if (s == NULL)
-                return 0;
-        if (s->listener_path && *s->listener_path)
-                return moat_make_error (err, ENOTSUP, "linux.seccomp.listenerPath is not supported by moat");
-        if (parse_action (s->default_action, s->has_default_errno_ret, s->default_errno_ret, &def, err) < 0)
-                return moat_error_wrap (err, "linux.seccomp.defaultAction");
-        ctx = seccomp_init (def);
-        if (ctx == NULL)
-                return moat_make_error (err, EINVAL, "seccomp_init");
-        r = build (ctx, s, def, err);
-        seccomp_release (ctx);
-        return r;
+        if (make_filter (s, &ctx, err) < 0)
+                return -1;
+        if (ctx)
+                seccomp_release (ctx);
+        return 0;
 }

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "moat/hostcheck.h"
 #include "moat/hypervisor.h"
+#include "moat/json_gen.h"
 #include "moat/paths.h"
 #include "moat/util.h"
 
@@ -203,21 +204,6 @@ print_text (const struct report *r)
 }
 
 static void
-gstr (yajl_gen g, const char *s)
-{
-        if (s)
-                yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-        else
-                yajl_gen_null (g);
-}
-
-static void
-gkey (yajl_gen g, const char *k)
-{
-        gstr (g, k);
-}
-
-static void
 print_json (const struct report *r)
 {
         const struct moat_host_info *h = &r->h;
@@ -227,91 +213,71 @@ print_json (const struct report *r)
         yajl_gen_config (g, yajl_gen_beautify, 1);
         yajl_gen_map_open (g);
 
-        gkey (g, "kvm");
+        moat_gen_str (g, "kvm");
         yajl_gen_map_open (g);
-        gkey (g, "present");
-        yajl_gen_bool (g, h->kvm_present);
-        gkey (g, "openable");
-        yajl_gen_bool (g, h->kvm_openable);
-        gkey (g, "error");
-        gstr (g, h->kvm_openable ? NULL : strerror (h->kvm_errno));
-        gkey (g, "api_version");
+        moat_gen_kbool (g, "present", h->kvm_present);
+        moat_gen_kbool (g, "openable", h->kvm_openable);
+        moat_gen_kv (g, "error", h->kvm_openable ? NULL : strerror (h->kvm_errno));
+        moat_gen_str (g, "api_version");
         if (h->kvm_api_version >= 0)
                 yajl_gen_integer (g, h->kvm_api_version);
         else
                 yajl_gen_null (g);
-        gkey (g, "module");
-        gstr (g, *h->kvm_module ? h->kvm_module : NULL);
+        moat_gen_kv (g, "module", *h->kvm_module ? h->kvm_module : NULL);
         yajl_gen_map_close (g);
 
-        gkey (g, "hardware_virtualization");
-        gstr (g, h->hw_flag);
+        moat_gen_kv (g, "hardware_virtualization", h->hw_flag);
 
-        gkey (g, "vhost_vsock");
+        moat_gen_str (g, "vhost_vsock");
         yajl_gen_map_open (g);
-        gkey (g, "present");
-        yajl_gen_bool (g, h->vhost_vsock);
-        gkey (g, "needed");
-        yajl_gen_bool (g, false);
+        moat_gen_kbool (g, "present", h->vhost_vsock);
+        moat_gen_kbool (g, "needed", false);
         yajl_gen_map_close (g);
 
-        gkey (g, "files");
+        moat_gen_str (g, "files");
         yajl_gen_map_open (g);
         const struct {
                 const char *key;
                 const struct found *f;
         } fs[] = {{"kernel", &r->kernel}, {"initrd", &r->initrd}, {"moat-vsock", &r->vsockd}, {"moat-vmm", &r->vmm}};
         for (size_t i = 0; i < ARRAY_SIZE (fs); i++) {
-                gkey (g, fs[i].key);
+                moat_gen_str (g, fs[i].key);
                 yajl_gen_map_open (g);
-                gkey (g, "path");
-                gstr (g, fs[i].f->path);
-                gkey (g, "error");
-                gstr (g, fs[i].f->error);
+                moat_gen_kv (g, "path", fs[i].f->path);
+                moat_gen_kv (g, "error", fs[i].f->error);
                 yajl_gen_map_close (g);
         }
         yajl_gen_map_close (g);
 
-        gkey (g, "qemu");
+        moat_gen_str (g, "qemu");
         yajl_gen_map_open (g);
-        gkey (g, "path");
-        gstr (g, r->qemu_path);
-        gkey (g, "version");
-        gstr (g, r->qemu_version);
-        gkey (g, "error");
-        gstr (g, r->qemu_error);
+        moat_gen_kv (g, "path", r->qemu_path);
+        moat_gen_kv (g, "version", r->qemu_version);
+        moat_gen_kv (g, "error", r->qemu_error);
         yajl_gen_map_close (g);
 
-        gkey (g, "backends");
+        moat_gen_str (g, "backends");
         yajl_gen_map_open (g);
-        gkey (g, "moat-vmm");
+        moat_gen_str (g, "moat-vmm");
         yajl_gen_map_open (g);
-        gkey (g, "usable");
-        yajl_gen_bool (g, r->vmm_usable);
-        gkey (g, "reason");
-        gstr (g, r->vmm_reason);
+        moat_gen_kbool (g, "usable", r->vmm_usable);
+        moat_gen_kv (g, "reason", r->vmm_reason);
         yajl_gen_map_close (g);
-        gkey (g, "qemu");
+        moat_gen_str (g, "qemu");
         yajl_gen_map_open (g);
-        gkey (g, "usable");
-        yajl_gen_bool (g, r->qemu_usable);
-        gkey (g, "accel");
-        gstr (g, h->kvm_openable && h->hw_flag ? "kvm" : "tcg");
-        gkey (g, "reason");
-        gstr (g, r->qemu_reason);
+        moat_gen_kbool (g, "usable", r->qemu_usable);
+        moat_gen_kv (g, "accel", h->kvm_openable && h->hw_flag ? "kvm" : "tcg");
+        moat_gen_kv (g, "reason", r->qemu_reason);
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);
 
-        gkey (g, "auto");
+        moat_gen_str (g, "auto");
         yajl_gen_map_open (g);
-        gkey (g, "hypervisor");
-        gstr (g, r->auto_pick);
-        gkey (g, "reason");
-        gstr (g, r->auto_why);
+        moat_gen_kv (g, "hypervisor", r->auto_pick);
+        moat_gen_kv (g, "reason", r->auto_why);
         yajl_gen_map_close (g);
 
-        gkey (g, "ok");
-        yajl_gen_bool (g, r->vmm_usable || r->qemu_usable);
+        moat_gen_kbool (g, "ok", r->vmm_usable || r->qemu_usable);
         yajl_gen_map_close (g);
         yajl_gen_get_buf (g, &buf, &len);
         fwrite (buf, 1, len, stdout);

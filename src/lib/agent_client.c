@@ -132,6 +132,17 @@ moat_agent_connect (const char *hybrid_sock, int64_t deadline_ms, bool (*interru
         return moat_make_error (err, ETIMEDOUT, "no answer");
 }
 
+static void
+stdio_spec_fill (Moat__Agent__V1__StdioSpec *s, const struct moat_stdio_spec *stdio)
+{
+        s->terminal = stdio->terminal;
+        s->stdin = stdio->in;
+        s->stdout = stdio->out;
+        s->stderr = stdio->err;
+        s->rows = stdio->rows;
+        s->cols = stdio->cols;
+}
+
 int
 moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                              const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
@@ -140,12 +151,7 @@ moat_agent_create_container (struct moat_agent *a, const char *id, const char *c
         Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
         Moat__Agent__V1__CreateContainerResponse *resp = NULL;
 
-        s.terminal = stdio->terminal;
-        s.stdin = stdio->in;
-        s.stdout = stdio->out;
-        s.stderr = stdio->err;
-        s.rows = stdio->rows;
-        s.cols = stdio->cols;
+        stdio_spec_fill (&s, stdio);
         req.container_id = (char *)id;
         req.config_json = (char *)config_json;
         req.bundle = (char *)(host_bundle ? host_bundle : "");
@@ -179,21 +185,6 @@ moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, in
 }
 
 int
-moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int *status, moat_error_t *err)
-{
-        Moat__Agent__V1__WaitProcessRequest req = MOAT__AGENT__V1__WAIT_PROCESS_REQUEST__INIT;
-        Moat__Agent__V1__WaitProcessResponse *resp = NULL;
-        req.container_id = (char *)id;
-        req.exec_id = (char *)(exec_id ? exec_id : "");
-        if (call (a, "WaitProcess", &req.base, &moat__agent__v1__wait_process_response__descriptor,
-                  (ProtobufCMessage **)&resp, 0, err) < 0)
-                return -1;
-        *status = resp->status;
-        protobuf_c_message_free_unpacked (&resp->base, NULL);
-        return 0;
-}
-
-int
 moat_agent_wait_exit (struct moat_agent *a, const char *id, const char *exec_id, struct moat_exit *ex,
                       moat_error_t *err)
 {
@@ -212,6 +203,16 @@ moat_agent_wait_exit (struct moat_agent *a, const char *id, const char *exec_id,
 }
 
 int
+moat_agent_wait (struct moat_agent *a, const char *id, const char *exec_id, int *status, moat_error_t *err)
+{
+        struct moat_exit ex;
+        if (moat_agent_wait_exit (a, id, exec_id, &ex, err) < 0)
+                return -1;
+        *status = ex.status;
+        return 0;
+}
+
+int
 moat_agent_exec_process (struct moat_agent *a, const char *id, const char *exec_id, const char *process_json,
                          const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
 {
@@ -219,12 +220,7 @@ moat_agent_exec_process (struct moat_agent *a, const char *id, const char *exec_
         Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
         Moat__Agent__V1__ExecProcessResponse *resp = NULL;
 
-        s.terminal = stdio->terminal;
-        s.stdin = stdio->in;
-        s.stdout = stdio->out;
-        s.stderr = stdio->err;
-        s.rows = stdio->rows;
-        s.cols = stdio->cols;
+        stdio_spec_fill (&s, stdio);
         req.container_id = (char *)id;
         req.exec_id = (char *)exec_id;
         req.process_json = (char *)process_json;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
+#include "moat/json_gen.h"
 #include "moat/spec.h"
 #include "moat/util.h"
 
@@ -95,43 +96,13 @@ static const char *const seccomp_archs[] = {
 static const char *const seccomp_flags[] = {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                             "SECCOMP_FILTER_FLAG_SPEC_ALLOW", NULL};
 
-static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
-kv (yajl_gen g, const char *k, const char *v)
-{
-        str (g, k);
-        str (g, v);
-}
-
-static void
-kbool (yajl_gen g, const char *k, bool v)
-{
-        str (g, k);
-        yajl_gen_bool (g, v);
-}
-
-static void
-kstrv (yajl_gen g, const char *k, const char *const *v)
-{
-        str (g, k);
-        yajl_gen_array_open (g);
-        for (; *v; v++)
-                str (g, *v);
-        yajl_gen_array_close (g);
-}
-
 /* "k": {"enabled": v} */
 static void
 kenabled (yajl_gen g, const char *k, bool v)
 {
-        str (g, k);
+        moat_gen_str (g, k);
         yajl_gen_map_open (g);
-        kbool (g, "enabled", v);
+        moat_gen_kbool (g, "enabled", v);
         yajl_gen_map_close (g);
 }
 
@@ -145,48 +116,48 @@ moat_features_json (void)
 
         yajl_gen_config (g, yajl_gen_beautify, 1);
         yajl_gen_map_open (g);
-        kv (g, "ociVersionMin", "1.0.0");
-        kv (g, "ociVersionMax", MOAT_OCI_VERSION);
-        kstrv (g, "hooks", hooks);
-        kstrv (g, "mountOptions", mount_options);
+        moat_gen_kv (g, "ociVersionMin", "1.0.0");
+        moat_gen_kv (g, "ociVersionMax", MOAT_OCI_VERSION);
+        moat_gen_kstrv (g, "hooks", hooks);
+        moat_gen_kstrv (g, "mountOptions", mount_options);
 
-        str (g, "linux");
+        moat_gen_str (g, "linux");
         yajl_gen_map_open (g);
-        kstrv (g, "namespaces", namespaces);
-        kstrv (g, "capabilities", capabilities);
-        str (g, "cgroup");
+        moat_gen_kstrv (g, "namespaces", namespaces);
+        moat_gen_kstrv (g, "capabilities", capabilities);
+        moat_gen_str (g, "cgroup");
         yajl_gen_map_open (g);
-        kbool (g, "v1", false);
-        kbool (g, "v2", true);
-        kbool (g, "systemd", false);
-        kbool (g, "systemdUser", false);
-        kbool (g, "rdma", false);
+        moat_gen_kbool (g, "v1", false);
+        moat_gen_kbool (g, "v2", true);
+        moat_gen_kbool (g, "systemd", false);
+        moat_gen_kbool (g, "systemdUser", false);
+        moat_gen_kbool (g, "rdma", false);
         yajl_gen_map_close (g);
-        str (g, "seccomp");
+        moat_gen_str (g, "seccomp");
         yajl_gen_map_open (g);
-        kbool (g, "enabled", true);
-        kstrv (g, "actions", seccomp_actions);
-        kstrv (g, "operators", seccomp_operators);
-        kstrv (g, "archs", seccomp_archs);
-        kstrv (g, "knownFlags", seccomp_flags);
-        kstrv (g, "supportedFlags", seccomp_flags);
+        moat_gen_kbool (g, "enabled", true);
+        moat_gen_kstrv (g, "actions", seccomp_actions);
+        moat_gen_kstrv (g, "operators", seccomp_operators);
+        moat_gen_kstrv (g, "archs", seccomp_archs);
+        moat_gen_kstrv (g, "knownFlags", seccomp_flags);
+        moat_gen_kstrv (g, "supportedFlags", seccomp_flags);
         yajl_gen_map_close (g);
         kenabled (g, "apparmor", false);
         kenabled (g, "selinux", false);
         kenabled (g, "intelRdt", false);
-        str (g, "mountExtensions");
+        moat_gen_str (g, "mountExtensions");
         yajl_gen_map_open (g);
         kenabled (g, "idmap", false);
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);
 
-        str (g, "annotations");
+        moat_gen_str (g, "annotations");
         yajl_gen_map_open (g);
-        kv (g, "io.github.seccomp.libseccomp.version",
-            STR (SCMP_VER_MAJOR) "." STR (SCMP_VER_MINOR) "." STR (SCMP_VER_MICRO));
-        kv (g, "org.moat.version", MOAT_VERSION);
-        kv (g, "org.moat.hypervisor", "qemu,moat-vmm");
-        kv (g, "org.moat.guest.cgroup", "v2");
+        moat_gen_kv (g, "io.github.seccomp.libseccomp.version",
+                     STR (SCMP_VER_MAJOR) "." STR (SCMP_VER_MINOR) "." STR (SCMP_VER_MICRO));
+        moat_gen_kv (g, "org.moat.version", MOAT_VERSION);
+        moat_gen_kv (g, "org.moat.hypervisor", "qemu,moat-vmm");
+        moat_gen_kv (g, "org.moat.guest.cgroup", "v2");
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);
 

@@ -5,68 +5,31 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
+#include "moat/json_gen.h"
 #include "moat/spec.h"
 #include "moat/util.h"
-
-static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
-kv (yajl_gen g, const char *k, const char *v)
-{
-        str (g, k);
-        str (g, v);
-}
-
-static void
-kint (yajl_gen g, const char *k, long long v)
-{
-        str (g, k);
-        yajl_gen_integer (g, v);
-}
-
-static void
-kbool (yajl_gen g, const char *k, bool v)
-{
-        str (g, k);
-        yajl_gen_bool (g, v);
-}
-
-/* "key": ["a", "b", ...] from a NULL-terminated list */
-static void
-kstrv (yajl_gen g, const char *k, const char *const *v)
-{
-        str (g, k);
-        yajl_gen_array_open (g);
-        for (; *v; v++)
-                str (g, *v);
-        yajl_gen_array_close (g);
-}
 
 static void
 mount (yajl_gen g, const char *dest, const char *type, const char *source, const char *const *opts)
 {
         yajl_gen_map_open (g);
-        kv (g, "destination", dest);
-        kv (g, "type", type);
-        kv (g, "source", source);
+        moat_gen_kv (g, "destination", dest);
+        moat_gen_kv (g, "type", type);
+        moat_gen_kv (g, "source", source);
         if (opts)
-                kstrv (g, "options", opts);
+                moat_gen_kstrv (g, "options", opts);
         yajl_gen_map_close (g);
 }
 
 static void
 id_map (yajl_gen g, const char *k, unsigned host_id)
 {
-        str (g, k);
+        moat_gen_str (g, k);
         yajl_gen_array_open (g);
         yajl_gen_map_open (g);
-        kint (g, "containerID", 0);
-        kint (g, "hostID", host_id);
-        kint (g, "size", 1);
+        moat_gen_kint (g, "containerID", 0);
+        moat_gen_kint (g, "hostID", host_id);
+        moat_gen_kint (g, "size", 1);
         yajl_gen_map_close (g);
         yajl_gen_array_close (g);
 }
@@ -111,43 +74,43 @@ moat_spec_default (bool rootless, uid_t uid, gid_t gid)
         yajl_gen_config (g, yajl_gen_beautify, 1);
         yajl_gen_config (g, yajl_gen_indent_string, "\t");
         yajl_gen_map_open (g);
-        kv (g, "ociVersion", "1.0.2");
+        moat_gen_kv (g, "ociVersion", "1.0.2");
 
-        str (g, "process");
+        moat_gen_str (g, "process");
         yajl_gen_map_open (g);
-        kbool (g, "terminal", true);
-        str (g, "user");
+        moat_gen_kbool (g, "terminal", true);
+        moat_gen_str (g, "user");
         yajl_gen_map_open (g);
-        kint (g, "uid", 0);
-        kint (g, "gid", 0);
+        moat_gen_kint (g, "uid", 0);
+        moat_gen_kint (g, "gid", 0);
         yajl_gen_map_close (g);
-        kstrv (g, "args", (const char *const[]){"sh", NULL});
-        kstrv (g, "env", env);
-        kv (g, "cwd", "/");
-        str (g, "capabilities");
+        moat_gen_kstrv (g, "args", (const char *const[]){"sh", NULL});
+        moat_gen_kstrv (g, "env", env);
+        moat_gen_kv (g, "cwd", "/");
+        moat_gen_str (g, "capabilities");
         yajl_gen_map_open (g);
         for (size_t i = 0; i < ARRAY_SIZE (cap_sets); i++)
-                kstrv (g, cap_sets[i], caps);
+                moat_gen_kstrv (g, cap_sets[i], caps);
         yajl_gen_map_close (g);
-        str (g, "rlimits");
+        moat_gen_str (g, "rlimits");
         yajl_gen_array_open (g);
         yajl_gen_map_open (g);
-        kv (g, "type", "RLIMIT_NOFILE");
-        kint (g, "hard", 1024);
-        kint (g, "soft", 1024);
+        moat_gen_kv (g, "type", "RLIMIT_NOFILE");
+        moat_gen_kint (g, "hard", 1024);
+        moat_gen_kint (g, "soft", 1024);
         yajl_gen_map_close (g);
         yajl_gen_array_close (g);
-        kbool (g, "noNewPrivileges", true);
+        moat_gen_kbool (g, "noNewPrivileges", true);
         yajl_gen_map_close (g);
 
-        str (g, "root");
+        moat_gen_str (g, "root");
         yajl_gen_map_open (g);
-        kv (g, "path", "rootfs");
-        kbool (g, "readonly", true);
+        moat_gen_kv (g, "path", "rootfs");
+        moat_gen_kbool (g, "readonly", true);
         yajl_gen_map_close (g);
-        kv (g, "hostname", "moat");
+        moat_gen_kv (g, "hostname", "moat");
 
-        str (g, "mounts");
+        moat_gen_str (g, "mounts");
         yajl_gen_array_open (g);
         mount (g, "/proc", "proc", "proc", NULL);
         mount (g, "/dev", "tmpfs", "tmpfs", dev_opts);
@@ -161,33 +124,33 @@ moat_spec_default (bool rootless, uid_t uid, gid_t gid)
         mount (g, "/sys/fs/cgroup", "cgroup", "cgroup", cg_opts);
         yajl_gen_array_close (g);
 
-        str (g, "linux");
+        moat_gen_str (g, "linux");
         yajl_gen_map_open (g);
         if (rootless) {
                 id_map (g, "uidMappings", uid);
                 id_map (g, "gidMappings", gid);
         } else {
-                str (g, "resources");
+                moat_gen_str (g, "resources");
                 yajl_gen_map_open (g);
-                str (g, "devices");
+                moat_gen_str (g, "devices");
                 yajl_gen_array_open (g);
                 yajl_gen_map_open (g);
-                kbool (g, "allow", false);
-                kv (g, "access", "rwm");
+                moat_gen_kbool (g, "allow", false);
+                moat_gen_kv (g, "access", "rwm");
                 yajl_gen_map_close (g);
                 yajl_gen_array_close (g);
                 yajl_gen_map_close (g);
         }
-        str (g, "namespaces");
+        moat_gen_str (g, "namespaces");
         yajl_gen_array_open (g);
         for (const char *const *n = rootless ? ns_rootless : ns; *n; n++) {
                 yajl_gen_map_open (g);
-                kv (g, "type", *n);
+                moat_gen_kv (g, "type", *n);
                 yajl_gen_map_close (g);
         }
         yajl_gen_array_close (g);
-        kstrv (g, "maskedPaths", masked);
-        kstrv (g, "readonlyPaths", ro);
+        moat_gen_kstrv (g, "maskedPaths", masked);
+        moat_gen_kstrv (g, "readonlyPaths", ro);
         yajl_gen_map_close (g);
 
         yajl_gen_map_close (g);

@@ -389,6 +389,73 @@ dir_fid (struct req *q, uint32_t id, struct fid **out)
         return 0;
 }
 
+/* The parent directory fid and the new entry's name of a create-like
+ * request, once the request is parsed. */
+static int
+dir_fid_name (struct req *q, uint32_t dfid, const char *name, struct fid **out)
+{
+        if (q->r.bad || !name_ok (name))
+                return -EINVAL;
+        return dir_fid (q, dfid, out);
+}
+
+/* A fid opened by Tlopen/Tlcreate. */
+static int
+open_fid (struct req *q, uint32_t id, struct fid **out)
+{
+        struct fid *f = fid_get (q->s, id);
+        if (f == NULL || f->open_fd < 0)
+                return -EBADF;
+        *out = f;
+        return 0;
+}
+
+/* A fid and what it stands for. */
+static int
+stat_fid (struct req *q, uint32_t id, struct fid **out, struct stat *st)
+{
+        struct fid *f = fid_get (q->s, id);
+        if (f == NULL)
+                return -EBADF;
+        *out = f;
+        return stat_fd (f->fd, st);
+}
+
+/* Reply of Tmkdir, Tsymlink, Tmknod: gives the new entry name below d its
+ * owner and answers its qid. */
+static int
+reply_new_entry (struct req *q, struct fid *d, const char *name, uint32_t gid)
+{
+        struct qid qd = {0};
+        set_owner (d->fd, name, d->uid, gid);
+        int r = qid_at (q->s, d->fd, name, &qd);
+        if (r < 0)
+                return r;
+        wr_qid (&q->w, qd);
+        return 0;
+}
+
+static void
+put_le32 (uint8_t *p, uint32_t v)
+{
+        for (int i = 0; i < 4; i++)
+                p[i] = (v >> (8 * i)) & 0xff;
+}
+
+/* Reserves the count[4] field of Rread/Rreaddir (filled in later with
+ * put_le32) and clamps *count to the room left after it. NULL if there is
+ * no room. */
+static uint8_t *
+wr_count (struct wr *w, uint32_t *count)
+{
+        size_t room = w->cap - w->off;
+        if (room < 4)
+                return NULL;
+        if (*count > room - 4)
+                *count = room - 4;
+        return wr_take (w, 4);
+}
+
 static int
 h_version (struct req *q)
 {
@@ -561,10 +628,8 @@ h_lcreate (struct req *q)
         uint32_t flags = rd32 (&q->r);
         uint32_t mode = rd32 (&q->r);
         uint32_t gid = rd32 (&q->r);
-        if (q->r.bad || !name_ok (name))
-                return -EINVAL;
         struct fid *f;
-        int r = dir_fid (q, fid, &f);
+        int r = dir_fid_name (q, fid, name, &f);
         if (r < 0)
                 return r;
         if (f->open_fd >= 0)
@@ -604,19 +669,15 @@ h_read (struct req *q)
         uint32_t count = rd32 (&q->r);
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL)
-                return -EBADF;
-        if (f->open_fd < 0)
-                return -EBADF;
+        struct fid *f;
+        int r = open_fid (q, fid, &f);
+        if (r < 0)
+                return r;
         if (off > INT64_MAX)
                 return -EINVAL;
-        size_t room = q->w.cap - q->w.off;
-        if (room < 4)
+        uint8_t *cnt = wr_count (&q->w, &count);
+        if (cnt == NULL)
                 return -ENOBUFS;
-        if (count > room - 4)
-                count = room - 4;
-        uint8_t *cnt = wr_take (&q->w, 4);
         ssize_t n;
         do
                 n = pread (f->open_fd, q->w.p + q->w.off, count, off);
@@ -624,8 +685,7 @@ h_read (struct req *q)
         if (n < 0)
                 return -errno;
         q->w.off += n;
-        for (int i = 0; i < 4; i++)
-                cnt[i] = ((uint32_t)n >> (8 * i)) & 0xff;
+        put_le32 (cnt, n);
         return 0;
 }
 
@@ -638,11 +698,10 @@ h_write (struct req *q)
         const uint8_t *data = rd_take (&q->r, count); /* count may not exceed the message */
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL)
-                return -EBADF;
-        if (f->open_fd < 0)
-                return -EBADF;
+        struct fid *f;
+        int r = open_fid (q, fid, &f);
+        if (r < 0)
+                return r;
         if (off > INT64_MAX)
                 return -EINVAL;
         ssize_t n;
@@ -682,11 +741,9 @@ h_getattr (struct req *q)
         (void)rd64 (&q->r); /* request mask: we always answer the basic set */
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL)
-                return -EBADF;
+        struct fid *f;
         struct stat st;
-        int r = stat_fd (f->fd, &st);
+        int r = stat_fid (q, fid, &f, &st);
         if (r < 0)
                 return r;
         wr64 (&q->w, GETATTR_BASIC);
@@ -725,11 +782,9 @@ h_setattr (struct req *q)
         uint64_t mtime_sec = rd64 (&q->r), mtime_nsec = rd64 (&q->r);
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL)
-                return -EBADF;
+        struct fid *f;
         struct stat st;
-        int r = stat_fd (f->fd, &st);
+        int r = stat_fid (q, fid, &f, &st);
         if (r < 0)
                 return r;
         char path[64];
@@ -799,14 +854,13 @@ h_readdir (struct req *q)
         uint32_t count = rd32 (&q->r);
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL || f->open_fd < 0)
-                return -EBADF;
-        size_t room = q->w.cap - q->w.off;
-        if (room < 4)
+        struct fid *f;
+        int r = open_fid (q, fid, &f);
+        if (r < 0)
+                return r;
+        uint8_t *cnt = wr_count (&q->w, &count);
+        if (cnt == NULL)
                 return -ENOBUFS;
-        if (count > room - 4)
-                count = room - 4;
         if (off > INT64_MAX)
                 return -EINVAL;
         if (lseek (f->open_fd, (off_t)off, SEEK_SET) < 0)
@@ -816,7 +870,6 @@ h_readdir (struct req *q)
         long n = syscall (SYS_getdents64, f->open_fd, buf, bufsize);
         if (n < 0)
                 return -errno;
-        uint8_t *cnt = wr_take (&q->w, 4);
         size_t start = q->w.off, limit = q->w.off + count;
         for (long pos = 0; pos < n;) {
                 struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + pos);
@@ -835,9 +888,7 @@ h_readdir (struct req *q)
                 memcpy (wr_take (&q->w, nl), d->d_name, nl);
                 pos += d->d_reclen;
         }
-        uint32_t len = q->w.off - start;
-        for (int i = 0; i < 4; i++)
-                cnt[i] = (len >> (8 * i)) & 0xff;
+        put_le32 (cnt, q->w.off - start);
         return 0;
 }
 
@@ -875,20 +926,13 @@ h_mkdir (struct req *q)
         rd_str (&q->r, name, sizeof name);
         uint32_t mode = rd32 (&q->r);
         uint32_t gid = rd32 (&q->r);
-        if (q->r.bad || !name_ok (name))
-                return -EINVAL;
         struct fid *d;
-        int r = dir_fid (q, dfid, &d);
+        int r = dir_fid_name (q, dfid, name, &d);
         if (r < 0)
                 return r;
         if (mkdirat (d->fd, name, mode & 07777) < 0)
                 return -errno;
-        set_owner (d->fd, name, d->uid, gid);
-        struct qid qd = {0};
-        if ((r = qid_at (q->s, d->fd, name, &qd)) < 0)
-                return r;
-        wr_qid (&q->w, qd);
-        return 0;
+        return reply_new_entry (q, d, name, gid);
 }
 
 static int
@@ -909,12 +953,7 @@ h_symlink (struct req *q)
         /* The text is stored, never followed here. */
         if (symlinkat (target, d->fd, name) < 0)
                 return -errno;
-        set_owner (d->fd, name, d->uid, gid);
-        struct qid qd = {0};
-        if ((r = qid_at (q->s, d->fd, name, &qd)) < 0)
-                return r;
-        wr_qid (&q->w, qd);
-        return 0;
+        return reply_new_entry (q, d, name, gid);
 }
 
 static int
@@ -957,12 +996,7 @@ h_mknod (struct req *q)
                 return r;
         if (mknodat (d->fd, name, mode & (S_IFMT | 07777), 0) < 0)
                 return -errno;
-        set_owner (d->fd, name, d->uid, gid);
-        struct qid qd = {0};
-        if ((r = qid_at (q->s, d->fd, name, &qd)) < 0)
-                return r;
-        wr_qid (&q->w, qd);
-        return 0;
+        return reply_new_entry (q, d, name, gid);
 }
 
 static int
@@ -972,12 +1006,10 @@ h_unlinkat (struct req *q)
         uint32_t dfid = rd32 (&q->r);
         rd_str (&q->r, name, sizeof name);
         uint32_t flags = rd32 (&q->r);
-        if (q->r.bad || !name_ok (name))
-                return -EINVAL;
         if (flags & ~(uint32_t)AT_REMOVEDIR)
                 return -EINVAL;
         struct fid *d;
-        int r = dir_fid (q, dfid, &d);
+        int r = dir_fid_name (q, dfid, name, &d);
         if (r < 0)
                 return r;
         return unlinkat (d->fd, name, flags) < 0 ? -errno : 0;
@@ -1038,9 +1070,10 @@ h_fsync (struct req *q)
         uint32_t datasync = rd32 (&q->r);
         if (q->r.bad)
                 return -EINVAL;
-        struct fid *f = fid_get (q->s, fid);
-        if (f == NULL || f->open_fd < 0)
-                return -EBADF;
+        struct fid *f;
+        int r = open_fid (q, fid, &f);
+        if (r < 0)
+                return r;
         return (datasync ? fdatasync (f->open_fd) : fsync (f->open_fd)) < 0 ? -errno : 0;
 }
 
@@ -1110,8 +1143,7 @@ h_getlock (struct req *q)
 static void
 put_header (uint8_t *p, uint32_t size, uint8_t type, uint16_t tag)
 {
-        for (int i = 0; i < 4; i++)
-                p[i] = (size >> (8 * i)) & 0xff;
+        put_le32 (p, size);
         p[4] = type;
         p[5] = tag & 0xff;
         p[6] = tag >> 8;
@@ -1123,8 +1155,7 @@ lerror (uint8_t *resp, size_t cap, uint16_t tag, int e)
         if (cap < MOAT_P9_HDR + 4)
                 return 0;
         put_header (resp, MOAT_P9_HDR + 4, P9_RLERROR, tag);
-        for (int i = 0; i < 4; i++)
-                resp[MOAT_P9_HDR + i] = ((uint32_t)e >> (8 * i)) & 0xff;
+        put_le32 (resp + MOAT_P9_HDR, e);
         return MOAT_P9_HDR + 4;
 }
 

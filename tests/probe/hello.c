@@ -8,17 +8,6 @@
  * Exits with status 0 if every check passed, else 1. */
 #include "probe.h"
 
-static int failures;
-
-static void
-check (bool ok, const char *what)
-{
-        put_str (ok ? "ok " : "FAIL ");
-        say (what);
-        if (!ok)
-                failures++;
-}
-
 static uint32_t
 fnv1a (const uint8_t *p, uint64_t n)
 {
@@ -129,6 +118,5 @@ probe_main (struct boot_params *bp)
                 put_char ('\n');
                 check (n == (int)want, "MP table processors");
         }
-        say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
-        return failures ? 1 : 0;
+        return probe_report ();
 }

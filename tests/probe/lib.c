@@ -167,3 +167,21 @@ parse_num (const char *s, uint64_t *out)
         *out = v;
         return s;
 }
+
+static int failures;
+
+void
+check (bool ok, const char *what)
+{
+        put_str (ok ? "ok " : "FAIL ");
+        say (what);
+        if (!ok)
+                failures++;
+}
+
+int
+probe_report (void)
+{
+        say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
+        return failures ? 1 : 0;
+}

@@ -12,30 +12,7 @@
  * ARP requests for probe.ip are answered all along; other frames (IPv6
  * neighbour discovery...) are ignored. probe.mac=xx:..: the MAC the config
  * space must show. Exit status 0 if all checks passed. */
-#include "probe.h"
-
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_INT_STATUS 0x060
-#define R_INT_ACK 0x064
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DESC_HI 0x084
-#define R_DRIVER_LO 0x090
-#define R_DRIVER_HI 0x094
-#define R_DEVICE_LO 0x0a0
-#define R_DEVICE_HI 0x0a4
-#define R_CONFIG 0x100
+#include "virtio_drv.h"
 
 #define F_MAC 5
 #define HDR 12
@@ -46,32 +23,11 @@
 #define SPINS 20000000L /* per wait; only reached when something is lost */
 #define MY_PORT 4000
 
-struct desc {
-        uint64_t addr;
-        uint32_t len;
-        uint16_t flags, next;
-};
-struct vq {
-        struct desc desc[QS] __attribute__ ((aligned (16)));
-        struct {
-                uint16_t flags, idx, ring[QS], used_event;
-        } avail __attribute__ ((aligned (2)));
-        struct {
-                uint16_t flags, idx;
-                struct {
-                        uint32_t id, len;
-                } ring[QS];
-                uint16_t avail_event;
-        } used __attribute__ ((aligned (4)));
-        uint16_t last_used;
-};
 static struct vq vqs[2];
 static uint8_t rxbuf[QS][BUFSZ];
 static uint8_t txbuf[QS][BUFSZ];
 static uint16_t tx_sent;
 
-static int failures;
-static uint64_t base;
 static uint8_t my_mac[6], host_mac[6];
 static uint8_t my_ip[4], host_ip[4];
 static uint16_t host_port;
@@ -83,36 +39,6 @@ static unsigned arp_answered, ignored;
 
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 static const char payload[] = "hello from the net probe";
-
-static void
-check (bool ok, const char *what)
-{
-        put_str (ok ? "ok " : "FAIL ");
-        say (what);
-        if (!ok)
-                failures++;
-}
-
-static uint32_t
-rd (uint32_t off)
-{
-        return mmio_read32 (base + off);
-}
-static void
-wr (uint32_t off, uint32_t v)
-{
-        mmio_write32 (base + off, v);
-}
-static void
-mb (void)
-{
-        __asm__ volatile("mfence" ::: "memory");
-}
-static uint16_t
-used_idx (struct vq *q)
-{
-        return *(volatile uint16_t *)&q->used.idx;
-}
 
 static void
 put_be16 (uint8_t *p, uint16_t v)
@@ -178,28 +104,8 @@ parse_mac (const char *s, uint8_t mac[6])
 static void
 setup_queue (int qi)
 {
-        struct vq *q = &vqs[qi];
-        wr (R_QUEUE_SEL, qi);
-        check (rd (R_QUEUE_NUM_MAX) >= QS, qi == RXQ ? "rx queue size" : "tx queue size");
-        wr (R_QUEUE_NUM, QS);
-        wr (R_DESC_LO, (uint32_t)(uintptr_t)q->desc);
-        wr (R_DESC_HI, 0);
-        wr (R_DRIVER_LO, (uint32_t)(uintptr_t)&q->avail);
-        wr (R_DRIVER_HI, 0);
-        wr (R_DEVICE_LO, (uint32_t)(uintptr_t)&q->used);
-        wr (R_DEVICE_HI, 0);
-        wr (R_QUEUE_READY, 1);
-}
-
-static void
-offer (int qi, uint16_t d)
-{
-        struct vq *q = &vqs[qi];
-        q->avail.ring[q->avail.idx % QS] = d;
-        mb ();
-        q->avail.idx++;
-        mb ();
-        wr (R_QUEUE_NOTIFY, qi);
+        check (vq_select (qi) >= QS, qi == RXQ ? "rx queue size" : "tx queue size");
+        vq_setup (&vqs[qi], qi, QS);
 }
 
 /* Sends len bytes of txbuf[d] (virtio-net header included). */
@@ -207,18 +113,14 @@ static bool
 send_raw (uint32_t len)
 {
         uint16_t d = tx_sent % QS;
-        vqs[TXQ].desc[d] = (struct desc){(uint64_t)(uintptr_t)txbuf[d], len, 0, 0};
-        offer (TXQ, d);
+        vq_desc (&vqs[TXQ], d, txbuf[d], len, 0, 0);
+        vq_offer (&vqs[TXQ], d);
         tx_sent++;
-        for (long spin = 0; spin < SPINS; spin++) {
-                if (used_idx (&vqs[TXQ]) == tx_sent) {
-                        mb ();
-                        vqs[TXQ].last_used = tx_sent;
-                        return true;
-                }
-                __asm__ volatile("pause" ::: "memory");
-        }
-        return false;
+        if (!vq_wait (&vqs[TXQ], tx_sent, SPINS))
+                return false;
+        mb ();
+        vqs[TXQ].last_used = tx_sent;
+        return true;
 }
 
 /* The frame (from the Ethernet header) to go out next. */
@@ -347,14 +249,11 @@ receive_until (bool *done)
 {
         struct vq *q = &vqs[RXQ];
         for (long spin = 0; spin < SPINS && !*done; spin++) {
-                if (used_idx (q) == q->last_used) {
-                        __asm__ volatile("pause" ::: "memory");
+                uint32_t id, len;
+                if (!vq_poll (q, &id, &len)) {
+                        cpu_pause ();
                         continue;
                 }
-                mb ();
-                uint32_t id = q->used.ring[q->last_used % QS].id;
-                uint32_t len = q->used.ring[q->last_used % QS].len;
-                q->last_used++;
                 if (id >= QS || len < HDR + 14 || len > BUFSZ) {
                         put_str ("bad used entry id=");
                         put_dec (id);
@@ -372,7 +271,7 @@ receive_until (bool *done)
                 if (h[10] != 1 || h[11] != 0)
                         rx_header_ok = false;
                 handle (h + HDR, len - HDR);
-                offer (RXQ, id);
+                vq_offer (q, id);
         }
         return *done;
 }
@@ -383,14 +282,8 @@ probe_main (struct boot_params *bp)
         char arg[64];
         serial_init ();
         say ("moat-probe: net");
-        if (!cmdline_get (bp, "virtio_mmio.device", arg, sizeof arg)) {
-                say ("FAIL no virtio_mmio.device on the command line");
+        if (!virtio_find (bp, NULL))
                 return 1;
-        }
-        const char *p = arg;
-        while (*p && *p != '@')
-                p++;
-        parse_num (p + 1, &base);
         uint64_t port = 0;
         if (!cmdline_get (bp, "probe.ip", arg, sizeof arg) || !parse_ip (arg, my_ip) ||
             !cmdline_get (bp, "probe.host_ip", arg, sizeof arg) || !parse_ip (arg, host_ip) ||
@@ -400,16 +293,14 @@ probe_main (struct boot_params *bp)
         }
         host_port = port;
 
-        check (rd (R_MAGIC) == 0x74726976, "magic");
+        check (rd (R_MAGIC) == VIRTIO_MAGIC, "magic");
         check (rd (R_VERSION) == 2, "version 2");
         check (rd (R_DEVICE_ID) == 1, "device id 1 (network card)");
         wr (R_STATUS, 0);
         wr (R_STATUS, 1);
         wr (R_STATUS, 1 | 2);
-        wr (R_DEV_FEATURES_SEL, 0);
-        uint32_t lo = rd (R_DEV_FEATURES);
-        wr (R_DEV_FEATURES_SEL, 1);
-        uint32_t hi = rd (R_DEV_FEATURES);
+        uint32_t lo = virtio_dev_features (0);
+        uint32_t hi = virtio_dev_features (1);
         put_str ("features ");
         put_hex ((uint64_t)hi << 32 | lo);
         put_char ('\n');
@@ -419,23 +310,13 @@ probe_main (struct boot_params *bp)
          * (bits 7 to 15): none offered. */
         check ((lo & 0xff83) == 0, "no offloads offered");
         /* An offload we were not offered is refused. */
-        wr (R_DRV_FEATURES_SEL, 0);
-        wr (R_DRV_FEATURES, (1u << F_MAC) | 1 /* CSUM */);
-        wr (R_DRV_FEATURES_SEL, 1);
-        wr (R_DRV_FEATURES, 1);
-        wr (R_STATUS, 1 | 2 | 8);
-        check (!(rd (R_STATUS) & 8), "unoffered CSUM refused");
+        check (!virtio_set_features (1ull << 32 | 1u << F_MAC | 1 /* CSUM */), "unoffered CSUM refused");
         wr (R_STATUS, 0);
         wr (R_STATUS, 1 | 2);
-        wr (R_DRV_FEATURES_SEL, 0);
-        wr (R_DRV_FEATURES, 1u << F_MAC);
-        wr (R_DRV_FEATURES_SEL, 1);
-        wr (R_DRV_FEATURES, 1);
-        wr (R_STATUS, 1 | 2 | 8);
-        check (rd (R_STATUS) & 8, "FEATURES_OK with VERSION_1 + MAC");
+        check (virtio_set_features (1ull << 32 | 1u << F_MAC), "FEATURES_OK with VERSION_1 + MAC");
 
         for (int i = 0; i < 6; i++)
-                my_mac[i] = *(volatile uint8_t *)(base + R_CONFIG + i);
+                my_mac[i] = *(volatile uint8_t *)(virtio_base + R_CONFIG + i);
         put_str ("mac=");
         put_mac (my_mac);
         put_char ('\n');
@@ -447,14 +328,7 @@ probe_main (struct boot_params *bp)
         setup_queue (RXQ);
         setup_queue (TXQ);
         wr (R_STATUS, 1 | 2 | 8 | 4);
-        for (uint16_t i = 0; i < QS; i++) {
-                vqs[RXQ].desc[i] = (struct desc){(uint64_t)(uintptr_t)rxbuf[i], BUFSZ, 2 /* WRITE */, 0};
-                vqs[RXQ].avail.ring[i] = i;
-        }
-        mb ();
-        vqs[RXQ].avail.idx = QS;
-        mb ();
-        wr (R_QUEUE_NOTIFY, RXQ);
+        vq_fill (&vqs[RXQ], rxbuf, BUFSZ, QS);
 
         /* 1. A chain too short for a frame comes back; the device goes on. */
         memset (txbuf[0], 0, HDR);
@@ -500,6 +374,5 @@ probe_main (struct boot_params *bp)
         put_str (", frames ignored ");
         put_dec (ignored);
         put_char ('\n');
-        say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
-        return failures ? 1 : 0;
+        return probe_report ();
 }

@@ -6,27 +6,7 @@
  * (walk "..", walk through the symlink "etc" -> /etc, open that symlink).
  * The test (tests/integration/vmm.sh) prepares the share and checks the
  * host side. Exit status 0 if all checks passed. */
-#include "probe.h"
-
-#define R_MAGIC 0x000
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DESC_HI 0x084
-#define R_DRIVER_LO 0x090
-#define R_DRIVER_HI 0x094
-#define R_DEVICE_LO 0x0a0
-#define R_DEVICE_HI 0x0a4
-#define R_CONFIG 0x100
+#include "virtio_drv.h"
 
 #define QSIZE 8
 #define MSIZE 8192
@@ -42,49 +22,11 @@
 #define TREADLINK 22
 #define RLERROR 7
 
-struct desc {
-        uint64_t addr;
-        uint32_t len;
-        uint16_t flags, next;
-};
-static struct desc descs[QSIZE] __attribute__ ((aligned (16)));
-static struct {
-        uint16_t flags, idx, ring[QSIZE], used_event;
-} avail __attribute__ ((aligned (2)));
-static struct {
-        uint16_t flags;
-        volatile uint16_t idx;
-        struct {
-                uint32_t id, len;
-        } ring[QSIZE];
-        uint16_t avail_event;
-} used __attribute__ ((aligned (4)));
+static struct vq q;
 
 static uint8_t req[MSIZE], resp[MSIZE];
 static uint32_t req_len, resp_len;
-static int failures;
-static uint64_t base;
 static uint16_t tag = 1;
-
-static void
-check (bool ok, const char *what)
-{
-        put_str (ok ? "ok " : "FAIL ");
-        say (what);
-        if (!ok)
-                failures++;
-}
-
-static uint32_t
-rd (uint32_t off)
-{
-        return mmio_read32 (base + off);
-}
-static void
-wr (uint32_t off, uint32_t v)
-{
-        mmio_write32 (base + off, v);
-}
 
 /* ---- message building ---- */
 static void
@@ -130,21 +72,15 @@ rpc (void)
         req[1] = req_len >> 8;
         req[2] = req[3] = 0;
         memset (resp, 0, 16);
-        descs[0] = (struct desc){(uint64_t)(uintptr_t)req, req_len, 1 /* NEXT */, 1};
-        descs[1] = (struct desc){(uint64_t)(uintptr_t)resp, MSIZE, 2 /* WRITE */, 0};
-        avail.ring[avail.idx % QSIZE] = 0;
-        __asm__ volatile("mfence" ::: "memory");
-        avail.idx++;
-        __asm__ volatile("mfence" ::: "memory");
-        wr (R_QUEUE_NOTIFY, 0);
+        vq_desc (&q, 0, req, req_len, F_NEXT, 1);
+        vq_desc (&q, 1, resp, MSIZE, F_WRITE, 0);
+        vq_offer (&q, 0);
         n++;
-        for (long spin = 0; spin < 2000000000L && used.idx != n; spin++)
-                __asm__ volatile("pause" ::: "memory");
-        if (used.idx != n) {
+        if (!vq_wait (&q, n, 2000000000L)) {
                 say ("no reply from the device");
                 return -1;
         }
-        resp_len = used.ring[(n - 1) % QSIZE].len;
+        resp_len = q.used.ring[(n - 1) % QSIZE].len;
         if (resp_len < 7 || get (0, 4) != resp_len || get (5, 2) != req[5] + ((uint32_t)req[6] << 8))
                 return -1;
         if (resp[4] == RLERROR) {
@@ -173,32 +109,19 @@ walk (uint32_t fid, uint32_t newfid, int n, const char *a, const char *b)
 static bool
 setup_device (struct boot_params *bp)
 {
-        char arg[64];
-        if (!cmdline_get (bp, "virtio_mmio.device", arg, sizeof arg)) {
-                say ("FAIL no virtio_mmio.device on the command line");
+        if (!virtio_find (bp, NULL))
                 return false;
-        }
-        const char *p = arg;
-        while (*p && *p != '@')
-                p++;
-        parse_num (p + 1, &base);
-        check (rd (R_MAGIC) == 0x74726976, "magic");
+        check (rd (R_MAGIC) == VIRTIO_MAGIC, "magic");
         check (rd (R_DEVICE_ID) == 9, "device id 9 (9p)");
         wr (R_STATUS, 0);
         wr (R_STATUS, 1 | 2);
-        wr (R_DEV_FEATURES_SEL, 0);
-        check (rd (R_DEV_FEATURES) & 1, "device offers MOUNT_TAG");
-        wr (R_DRV_FEATURES_SEL, 0);
-        wr (R_DRV_FEATURES, 1);
-        wr (R_DRV_FEATURES_SEL, 1);
-        wr (R_DRV_FEATURES, 1);
-        wr (R_STATUS, 1 | 2 | 8);
-        if (!(rd (R_STATUS) & 8)) {
+        check (virtio_dev_features (0) & 1, "device offers MOUNT_TAG");
+        if (!virtio_set_features (1ull << 32 | 1)) {
                 say ("FAIL FEATURES_OK refused");
                 return false;
         }
         /* config: le16 tag length, tag bytes (read a byte at a time) */
-        volatile uint8_t *cfg = (volatile uint8_t *)(base + R_CONFIG);
+        volatile uint8_t *cfg = (volatile uint8_t *)(virtio_base + R_CONFIG);
         uint32_t tl = cfg[0] | cfg[1] << 8;
         char t[80];
         uint32_t i = 0;
@@ -209,16 +132,8 @@ setup_device (struct boot_params *bp)
         say (t);
         check (tl > 0 && tl < 80, "mount tag length");
 
-        wr (R_QUEUE_SEL, 0);
-        check (rd (R_QUEUE_NUM_MAX) >= QSIZE, "queue size");
-        wr (R_QUEUE_NUM, QSIZE);
-        wr (R_DESC_LO, (uint32_t)(uintptr_t)descs);
-        wr (R_DESC_HI, 0);
-        wr (R_DRIVER_LO, (uint32_t)(uintptr_t)&avail);
-        wr (R_DRIVER_HI, 0);
-        wr (R_DEVICE_LO, (uint32_t)(uintptr_t)&used);
-        wr (R_DEVICE_HI, 0);
-        wr (R_QUEUE_READY, 1);
+        check (vq_select (0) >= QSIZE, "queue size");
+        vq_setup (&q, 0, QSIZE);
         wr (R_STATUS, 1 | 2 | 8 | 4);
         return true;
 }
@@ -310,8 +225,8 @@ probe_main (struct boot_params *bp)
          * serves the re-initialised queue from its start. */
         wr (R_STATUS, 0);
         check (rd (R_STATUS) == 0, "reset: status reads 0");
-        memset ((void *)&avail, 0, sizeof avail);
-        memset ((void *)&used, 0, sizeof used);
+        memset ((void *)&q.avail, 0, sizeof q.avail);
+        memset ((void *)&q.used, 0, sizeof q.used);
         n = 0;
         if (!setup_device (bp))
                 return 1;
@@ -328,6 +243,5 @@ probe_main (struct boot_params *bp)
         put (0, 4);
         check (rpc () == 0 && resp[7] == 0x80, "reset: Tattach again");
 
-        say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
-        return failures ? 1 : 0;
+        return probe_report ();
 }

@@ -45,6 +45,10 @@ void put_dec (uint64_t v);
 /* put_str + newline */
 void say (const char *s);
 __attribute__ ((noreturn)) void probe_exit (int status);
+/* Prints "ok WHAT" or "FAIL WHAT" and counts the failures. */
+void check (bool ok, const char *what);
+/* Prints the verdict line; returns 0 if every check passed, else 1. */
+int probe_report (void);
 
 /* The command line from boot_params. */
 const char *cmdline (const struct boot_params *bp);

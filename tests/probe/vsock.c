@@ -12,28 +12,7 @@
  *      its side, then closes.
  * probe.cid=N: the CID the config space must show. Exit status 0 if all
  * checks passed. */
-#include "probe.h"
-
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DESC_HI 0x084
-#define R_DRIVER_LO 0x090
-#define R_DRIVER_HI 0x094
-#define R_DEVICE_LO 0x0a0
-#define R_DEVICE_HI 0x0a4
-#define R_CONFIG 0x100
+#include "virtio_drv.h"
 
 #define OP_REQUEST 1
 #define OP_RESPONSE 2
@@ -61,111 +40,28 @@ struct hdr {
 } __attribute__ ((packed));
 _Static_assert(sizeof (struct hdr) == 44, "virtio_vsock_hdr is 44 bytes");
 
-struct desc {
-        uint64_t addr;
-        uint32_t len;
-        uint16_t flags, next;
-};
-struct vq {
-        struct desc desc[QS] __attribute__ ((aligned (16)));
-        struct {
-                uint16_t flags, idx, ring[QS], used_event;
-        } avail __attribute__ ((aligned (2)));
-        struct {
-                uint16_t flags, idx;
-                struct {
-                        uint32_t id, len;
-                } ring[QS];
-                uint16_t avail_event;
-        } used __attribute__ ((aligned (4)));
-        uint16_t last_used;
-};
 static struct vq vqs[3];
 static uint8_t rxbuf[QS][sizeof (struct hdr) + PAYLOAD];
 static uint8_t txbuf[QS][sizeof (struct hdr) + PAYLOAD];
 static uint8_t evbuf[QS][8];
 
-static int failures;
-static uint64_t base, guest_cid;
+static uint64_t guest_cid;
 static uint32_t fwd_cnt; /* bytes of the current connection consumed */
 static uint16_t tx_sent;
 
 static void
-check (bool ok, const char *what)
-{
-        put_str (ok ? "ok " : "FAIL ");
-        say (what);
-        if (!ok)
-                failures++;
-}
-
-static uint32_t
-rd (uint32_t off)
-{
-        return mmio_read32 (base + off);
-}
-static void
-wr (uint32_t off, uint32_t v)
-{
-        mmio_write32 (base + off, v);
-}
-static void
-mb (void)
-{
-        __asm__ volatile("mfence" ::: "memory");
-}
-static uint16_t
-used_idx (struct vq *q)
-{
-        return *(volatile uint16_t *)&q->used.idx;
-}
-
-/* Offers descriptor d (already filled) to the device. */
-static void
-offer (int qi, uint16_t d)
-{
-        struct vq *q = &vqs[qi];
-        q->avail.ring[q->avail.idx % QS] = d;
-        mb ();
-        q->avail.idx++;
-        mb ();
-        wr (R_QUEUE_NOTIFY, qi);
-}
-
-static void
 setup_queue (int qi)
 {
-        struct vq *q = &vqs[qi];
-        wr (R_QUEUE_SEL, qi);
-        check (rd (R_QUEUE_NUM_MAX) >= QS, qi == RXQ   ? "rx queue size"
-                                           : qi == TXQ ? "tx queue size"
-                                                       : "event queue size");
-        wr (R_QUEUE_NUM, QS);
-        wr (R_DESC_LO, (uint32_t)(uintptr_t)q->desc);
-        wr (R_DESC_HI, 0);
-        wr (R_DRIVER_LO, (uint32_t)(uintptr_t)&q->avail);
-        wr (R_DRIVER_HI, 0);
-        wr (R_DEVICE_LO, (uint32_t)(uintptr_t)&q->used);
-        wr (R_DEVICE_HI, 0);
-        q->avail.flags = 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT: we poll */
-        wr (R_QUEUE_READY, 1);
+        check (vq_select (qi) >= QS, qi == RXQ ? "rx queue size" : qi == TXQ ? "tx queue size" : "event queue size");
+        vqs[qi].avail.flags = 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT: we poll */
+        vq_setup (&vqs[qi], qi, QS);
 }
 
 static void
 fill_rx (void)
 {
-        for (uint16_t i = 0; i < QS; i++) {
-                vqs[RXQ].desc[i] = (struct desc){(uint64_t)(uintptr_t)rxbuf[i], sizeof rxbuf[i], 2 /* WRITE */, 0};
-                vqs[EVQ].desc[i] = (struct desc){(uint64_t)(uintptr_t)evbuf[i], sizeof evbuf[i], 2, 0};
-                vqs[RXQ].avail.ring[i] = i;
-                vqs[EVQ].avail.ring[i] = i;
-        }
-        mb ();
-        vqs[RXQ].avail.idx = QS;
-        vqs[EVQ].avail.idx = QS;
-        mb ();
-        wr (R_QUEUE_NOTIFY, RXQ);
-        wr (R_QUEUE_NOTIFY, EVQ);
+        vq_fill (&vqs[RXQ], rxbuf, sizeof rxbuf[0], QS);
+        vq_fill (&vqs[EVQ], evbuf, sizeof evbuf[0], QS);
 }
 
 static bool
@@ -187,15 +83,10 @@ send_pkt (uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, con
         memcpy (txbuf[d], &h, sizeof h);
         if (len)
                 memcpy (txbuf[d] + sizeof h, data, len);
-        vqs[TXQ].desc[d] = (struct desc){(uint64_t)(uintptr_t)txbuf[d], sizeof h + len, 0, 0};
-        offer (TXQ, d);
+        vq_desc (&vqs[TXQ], d, txbuf[d], sizeof h + len, 0, 0);
+        vq_offer (&vqs[TXQ], d);
         tx_sent++;
-        for (long spin = 0; spin < SPINS; spin++) {
-                if (used_idx (&vqs[TXQ]) == tx_sent)
-                        return true;
-                __asm__ volatile("pause" ::: "memory");
-        }
-        return false;
+        return vq_wait (&vqs[TXQ], tx_sent, SPINS);
 }
 
 /* Takes the next packet the device put on the rx queue (payload copied to
@@ -205,11 +96,8 @@ recv_pkt (struct hdr *h, uint8_t *data)
 {
         struct vq *q = &vqs[RXQ];
         for (long spin = 0; spin < SPINS; spin++) {
-                if (used_idx (q) != q->last_used) {
-                        mb ();
-                        uint32_t id = q->used.ring[q->last_used % QS].id;
-                        uint32_t len = q->used.ring[q->last_used % QS].len;
-                        q->last_used++;
+                uint32_t id, len;
+                if (vq_poll (q, &id, &len)) {
                         if (id >= QS || len < sizeof *h)
                                 return false;
                         memcpy (h, rxbuf[id], sizeof *h);
@@ -217,10 +105,10 @@ recv_pkt (struct hdr *h, uint8_t *data)
                                 return false;
                         if (data)
                                 memcpy (data, rxbuf[id] + sizeof *h, h->len);
-                        offer (RXQ, id);
+                        vq_offer (q, id);
                         return true;
                 }
-                __asm__ volatile("pause" ::: "memory");
+                cpu_pause ();
         }
         return false;
 }
@@ -378,31 +266,18 @@ test_host_connect (void)
 int
 probe_main (struct boot_params *bp)
 {
-        char arg[64];
         serial_init ();
         say ("moat-probe: vsock");
-        if (!cmdline_get (bp, "virtio_mmio.device", arg, sizeof arg)) {
-                say ("FAIL no virtio_mmio.device on the command line");
+        if (!virtio_find (bp, NULL))
                 return 1;
-        }
-        const char *p = arg;
-        while (*p && *p != '@')
-                p++;
-        parse_num (p + 1, &base);
-        check (rd (R_MAGIC) == 0x74726976 && rd (R_VERSION) == 2, "virtio-mmio version 2");
+        check (rd (R_MAGIC) == VIRTIO_MAGIC && rd (R_VERSION) == 2, "virtio-mmio version 2");
         check (rd (R_DEVICE_ID) == 19, "device id 19 (vsock)");
 
         wr (R_STATUS, 0);
         wr (R_STATUS, 1);
         wr (R_STATUS, 1 | 2);
-        wr (R_DEV_FEATURES_SEL, 1);
-        check (rd (R_DEV_FEATURES) & 1, "device offers VERSION_1");
-        wr (R_DRV_FEATURES_SEL, 0);
-        wr (R_DRV_FEATURES, 0);
-        wr (R_DRV_FEATURES_SEL, 1);
-        wr (R_DRV_FEATURES, 1);
-        wr (R_STATUS, 1 | 2 | 8);
-        check (rd (R_STATUS) & 8, "FEATURES_OK with VERSION_1");
+        check (virtio_dev_features (1) & 1, "device offers VERSION_1");
+        check (virtio_set_features (1ull << 32), "FEATURES_OK with VERSION_1");
         guest_cid = rd (R_CONFIG) | (uint64_t)rd (R_CONFIG + 4) << 32;
         put_str ("guest_cid=");
         put_dec (guest_cid);
@@ -422,6 +297,5 @@ probe_main (struct boot_params *bp)
         test_refused ();
         test_guest_connect ();
         test_host_connect ();
-        say (failures ? "moat-probe: FAILED" : "moat-probe: all checks passed");
-        return failures ? 1 : 0;
+        return probe_report ();
 }
