@@ -103,7 +103,7 @@ agent_caps_apply (struct oci_caps *caps, moat_error_t *err)
                  * that are not inheritable. */
                 if (cap_set_ambient (v, CAP_SET) < 0)
                         agent_debug ("ambient capability %s not raised (not permitted and inheritable): %s",
-                                         caps->ambient[i], strerror (errno));
+                                     caps->ambient[i], strerror (errno));
         }
         return 0;
 }

@@ -24,11 +24,11 @@ struct moat_vm_config {
         unsigned vcpus;
         const char *vsock_socket;  /* vhost-user socket (may be relative to workdir), needs_vsockd backends */
         const char *hybrid_socket; /* hybrid-vsock socket the VMM serves itself (relative to workdir too) */
-        const char *share_dir;    /* exported as 9p tag "moatshare" */
-        const char *console_log;  /* guest serial console output */
-        const char *vmm_log;      /* the VMM's own stdout/stderr */
-        const char *workdir;      /* the VMM's cwd */
-        bool die_with_parent;     /* the VMM dies with the calling process (run) */
+        const char *share_dir;     /* exported as 9p tag "moatshare" */
+        const char *console_log;   /* guest serial console output */
+        const char *vmm_log;       /* the VMM's own stdout/stderr */
+        const char *workdir;       /* the VMM's cwd */
+        bool die_with_parent;      /* the VMM dies with the calling process (run) */
 };
 
 struct moat_hypervisor {

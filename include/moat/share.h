@@ -25,8 +25,8 @@ int moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *
 /* Stages container `id` of `bundle` (absolute) and returns in *guest_json
  * the config as the guest must see it: root.path and bind sources moved
  * into the share, host-side hooks (prestart, createRuntime, createContainer,
- * poststart, poststop) removed, linux.namespaces paths (host paths) removed. cfg->tree is modified. On failure, what was mounted so
- * far stays recorded in s for moat_share_release(). */
+ * poststart, poststop) removed, linux.namespaces paths (host paths) removed. cfg->tree is modified. On failure, what
+ * was mounted so far stays recorded in s for moat_share_release(). */
 int moat_share_stage (struct moat_share *s, const char *id, const char *bundle, struct oci_config *cfg,
                       char **guest_json, moat_error_t *err);
 

@@ -28,9 +28,8 @@ static const struct {
         int major, minor;
         const char *what;
 } guest_devices[] = {
-        {1, 3, "null"},   {1, 5, "zero"},    {1, 7, "full"},     {1, 8, "random"},  {1, 9, "urandom"},
-        {5, 0, "tty"},    {5, 1, "console"}, {5, 2, "ptmx"},     {136, -1, "pts"},  {10, 229, "fuse"},
-        {10, 200, "tun"},
+        {1, 3, "null"},    {1, 5, "zero"}, {1, 7, "full"},   {1, 8, "random"},  {1, 9, "urandom"}, {5, 0, "tty"},
+        {5, 1, "console"}, {5, 2, "ptmx"}, {136, -1, "pts"}, {10, 229, "fuse"}, {10, 200, "tun"},
 };
 
 static bool
@@ -61,7 +60,7 @@ moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err)
                                                 "linux.devices: %s: %c %lld:%lld is a host device; host devices cannot "
                                                 "be passed into the VM (the guest provides mem 1:3-9, tty 5:0-2, pts "
                                                 "136:*, fuse 10:229, tun 10:200)",
-                                                d->path, d->type, (long long) d->major, (long long) d->minor);
+                                                d->path, d->type, (long long)d->major, (long long)d->minor);
         }
         return 0;
 }
