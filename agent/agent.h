@@ -179,6 +179,8 @@ int agent_tty_relay_start (struct agent_process *p, moat_error_t *err);
 
 /* --- server.c --- */
 int agent_server_run (moat_error_t *err);
+/* accept4() that refuses vsock peers other than the host (errno ECONNABORTED) */
+int agent_accept (int lfd, const char *what);
 
 /* --- init.c --- */
 bool agent_is_pid1 (void);

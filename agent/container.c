@@ -91,6 +91,7 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         struct statfs sfs;
         struct stat st;
         pid_t pid;
+        int e;
 
         *tty_master = -1;
         if (!valid_id (id))
@@ -116,8 +117,10 @@ agent_container_create (const char *id, const char *config_json, const char *bun
                 c->rootfs = xstrdup (cfg->root_path);
         else
                 c->rootfs = xasprintf_r ("%s/%s", bundle_dir, cfg->root_path);
-        if (stat (c->rootfs, &st) < 0 || !S_ISDIR (st.st_mode)) {
-                moat_make_error (err, S_ISDIR (st.st_mode) ? errno : ENOTDIR, "root.path %s", c->rootfs);
+        /* save errno first: st is not filled in when stat fails */
+        e = stat (c->rootfs, &st) < 0 ? errno : S_ISDIR (st.st_mode) ? 0 : ENOTDIR;
+        if (e != 0) {
+                moat_make_error (err, e, "root.path %s", c->rootfs);
                 agent_container_free (c);
                 return -1;
         }
@@ -244,6 +247,10 @@ agent_container_exec (struct agent_container *c, const char *exec_id, const char
         if (c->init == NULL || c->init->exited) {
                 pthread_mutex_unlock (&agent_lock);
                 return moat_make_error (err, EBUSY, "container %s is not running", c->id);
+        }
+        if (c->paused) {
+                pthread_mutex_unlock (&agent_lock);
+                return moat_make_error (err, EBUSY, "container %s is paused", c->id);
         }
         if (agent_process_find (c, exec_id) != NULL) {
                 pthread_mutex_unlock (&agent_lock);

@@ -321,6 +321,16 @@ static const struct default_dev default_devs[] = {
         {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
 
+/* Whether PATH has a ".." component. */
+static bool
+has_dotdot (const char *path)
+{
+        for (const char *p = path; (p = strstr (p, "..")) != NULL; p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return true;
+        return false;
+}
+
 static int
 make_device (struct mount_ctx *mc, const char *path, char type, unsigned maj, unsigned min, mode_t mode, uid_t uid,
              gid_t gid, moat_error_t *err)
@@ -411,6 +421,9 @@ setup_devices (struct mount_ctx *mc, struct oci_config *cfg, moat_error_t *err)
                 struct oci_device *d = &cfg->linux_->devices[i];
                 if (strncmp (d->path, "/dev/", 5) != 0)
                         return moat_make_error (err, EINVAL, "linux.devices[%zu]: path %s is not under /dev", i,
+                                                d->path);
+                if (has_dotdot (d->path))
+                        return moat_make_error (err, EINVAL, "linux.devices[%zu].path %s has a \"..\" component", i,
                                                 d->path);
                 if (make_device (mc, d->path, d->type == 'u' ? 'c' : d->type, d->major, d->minor,
                                  d->has_file_mode ? d->file_mode : 0666, d->has_uid ? d->uid : 0,

@@ -625,6 +625,31 @@ listen_retry (int port, const char *unix_dir)
         }
 }
 
+int
+agent_accept (int lfd, const char *what)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd;
+
+        memset (&ss, 0, sizeof ss);
+        fd = accept4 (lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        /* vsock loopback lets the guest (a container) connect too: only the host may drive the agent.
+         * The test mode listens on Unix sockets, which have no CID. */
+        if (ss.ss_family == AF_VSOCK) {
+                struct sockaddr_vm *svm = (struct sockaddr_vm *)&ss;
+                if (svm->svm_cid != VMADDR_CID_HOST) {
+                        agent_log ("%s: refused a connection from vsock cid %u (not the host)", what, svm->svm_cid);
+                        close (fd);
+                        errno = ECONNABORTED;
+                        return -1;
+                }
+        }
+        return fd;
+}
+
 static void *
 stdio_thread (void *arg)
 {
@@ -648,7 +673,7 @@ agent_server_run (moat_error_t *err)
                 return moat_make_error (err, r, "start the stdio listener");
         pthread_detach (t);
         for (;;) {
-                int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+                int fd = agent_accept (lfd, "ttrpc");
                 if (fd < 0) {
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;

@@ -475,8 +475,14 @@ static void __attribute__ ((noreturn)) intermediate_main (struct spawn_request *
                 for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
                         char path[64];
                         snprintf (path, sizeof path, "/proc/%d/ns/%s", r->join_pid, ns_files[i].name);
-                        if (access (path, F_OK) < 0 && errno == ENOENT)
-                                continue; /* not supported by this kernel */
+                        if (access (path, F_OK) < 0 && errno == ENOENT) {
+                                char self[64];
+                                snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
+                                if (access (self, F_OK) < 0 && errno == ENOENT)
+                                        continue; /* not supported by this kernel */
+                                moat_make_error (&err, ESRCH, "join %s: the container is not running", path);
+                                child_fail (sk, &err, 1);
+                        }
                         if (join_ns_path (path, ns_files[i].flag, &err) < 0)
                                 child_fail (sk, &err, 1);
                 }
@@ -609,11 +615,16 @@ agent_spawn (struct spawn_request *r, struct agent_container *c, const char *exe
                 }
                 pthread_mutex_unlock (&agent_lock);
         }
+        if (rr <= 0) {
+                /* timed out or failed: do not leave the helper behind (the reaper collects it) */
+                int e = rr < 0 ? errno : EIO;
+                kill (p1, SIGKILL);
+                pthread_mutex_unlock (&agent_reap_lock);
+                if (rr < 0)
+                        return moat_make_error (err, e, "start the container process");
+                return moat_make_error (err, e, "start the container process: the helper died");
+        }
         pthread_mutex_unlock (&agent_reap_lock);
-        if (rr < 0)
-                return moat_make_error (err, errno, "start the container process");
-        if (rr == 0)
-                return moat_make_error (err, EIO, "start the container process: the helper died");
         if (m.type == MSG_ERROR)
                 return child_error (err, &m);
         if (m.type != MSG_PID)

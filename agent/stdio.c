@@ -136,7 +136,7 @@ agent_stdio_serve (int listen_fd)
 {
         for (;;) {
                 pthread_t t;
-                int fd = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                int fd = agent_accept (listen_fd, "stdio");
                 if (fd < 0) {
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;

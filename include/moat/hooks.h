@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Host-side OCI hooks (prestart, createRuntime, poststart, poststop): each
- * runs in moat's own namespaces with its args and env exactly as given, the
- * OCI state JSON on stdin, and its timeout (killed with SIGKILL when it is
- * exceeded). createContainer and startContainer run in the guest. */
+/* Host-side OCI hooks (prestart, createRuntime, createContainer, poststart,
+ * poststop). Each runs with its args as given, its env as given (the
+ * runtime's own environment when the hook has none, as runc does), the
+ * bundle as its working directory, the OCI state JSON on stdin, and its
+ * timeout (its process group is killed when it is exceeded).
+ * createContainer runs in the stand-in's network namespace; startContainer
+ * runs in the guest. */
 #ifndef MOAT_HOOKS_H
 #define MOAT_HOOKS_H
 

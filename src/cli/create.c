@@ -146,6 +146,39 @@ struct standin_args {
         int close_fd; /* create's fd of the host mount namespace */
 };
 
+/* In the stand-in: moves the slave above 2 if it is there, then points 0, 1
+ * and 2 at /dev/null. */
+static int
+stdio_to_null (struct standin_args *a, moat_error_t *err)
+{
+        int null_fd;
+
+        if (a->slave <= STDERR_FILENO) {
+                int fd = fcntl (a->slave, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+                if (fd < 0)
+                        return moat_make_error (err, errno, "dup the pty slave");
+                if (a->s.in_fd == a->slave)
+                        a->s.in_fd = fd;
+                if (a->s.out_fd == a->slave)
+                        a->s.out_fd = fd;
+                if (a->s.winsize_fd == a->slave)
+                        a->s.winsize_fd = fd;
+                a->slave = fd;
+        }
+        null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0)
+                return moat_make_error (err, errno, "open /dev/null");
+        for (int i = STDIN_FILENO; i <= STDERR_FILENO; i++)
+                if (null_fd != i && dup2 (null_fd, i) < 0) {
+                        int e = errno;
+                        close (null_fd);
+                        return moat_make_error (err, e, "dup2 /dev/null to fd %d", i);
+                }
+        if (null_fd > STDERR_FILENO)
+                close (null_fd);
+        return 0;
+}
+
 /* In the child: report setup errors on sync as text, "ok" when ready;
  * then wait for "g" (the container exists) and stand in for it. */
 static void __attribute__ ((noreturn)) standin_main (struct standin_args *a)
@@ -164,6 +197,10 @@ static void __attribute__ ((noreturn)) standin_main (struct standin_args *a)
                         moat_make_error (&err, errno, "make the pty our controlling terminal");
                         goto fail;
                 }
+                /* don't keep create's stdio (a pipe its caller reads to EOF, like
+                 * go-runc's): the stand-in relays through the slave only */
+                if (stdio_to_null (a, &err) < 0)
+                        goto fail;
         }
         if (standin_namespaces (a->sb->cfg, &err) < 0)
                 goto fail;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <yajl/yajl_tree.h>
 
 #include "moat/hooks.h"
 #include "moat/log.h"
@@ -36,8 +37,8 @@ enter_ns (const struct moat_hook_ns *ns)
 }
 
 static int
-run_one (const struct oci_hook *h, const char *kind, size_t idx, const char *state_json, const struct moat_hook_ns *ns,
-         moat_error_t *err)
+run_one (const struct oci_hook *h, const char *kind, size_t idx, const char *state_json, const char *bundle,
+         const struct moat_hook_ns *ns, moat_error_t *err)
 {
         int in[2], out[2], errpipe[2];
         pid_t pid;
@@ -78,7 +79,6 @@ run_one (const struct oci_hook *h, const char *kind, size_t idx, const char *sta
         }
         if (pid == 0) {
                 sigset_t all;
-                char *const empty[] = {NULL};
                 sigemptyset (&all);
                 sigprocmask (SIG_SETMASK, &all, NULL);
                 for (int s = 1; s < NSIG; s++)
@@ -88,7 +88,10 @@ run_one (const struct oci_hook *h, const char *kind, size_t idx, const char *sta
                 setpgid (0, 0); /* a timeout kills the hook's whole group */
                 if (enter_ns (ns) < 0)
                         goto fail;
-                execve (h->path, h->args ? h->args : (char *const[]){h->path, NULL}, h->env ? h->env : empty);
+                /* like runc: cwd is the bundle, no env given means ours */
+                if (bundle && chdir (bundle) < 0)
+                        goto fail;
+                execve (h->path, h->args ? h->args : (char *const[]){h->path, NULL}, h->env ? h->env : environ);
         fail:
                 child_errno = errno;
                 if (write (errpipe[1], &child_errno, sizeof child_errno) < 0) {
@@ -185,17 +188,32 @@ run_one (const struct oci_hook *h, const char *kind, size_t idx, const char *sta
                                 blen ? ": " : "", buf);
 }
 
+/* The "bundle" of the OCI state, or NULL. */
+static char *
+state_bundle (const char *state_json)
+{
+        const char *path[] = {"bundle", NULL};
+        char ebuf[128];
+        yajl_val t = yajl_tree_parse (state_json, ebuf, sizeof ebuf);
+        yajl_val v = t ? yajl_tree_get (t, path, yajl_t_string) : NULL;
+        char *r = v && *YAJL_GET_STRING (v) ? xstrdup (YAJL_GET_STRING (v)) : NULL;
+        yajl_tree_free (t);
+        return r;
+}
+
 int
 moat_hooks_run (const struct oci_config *cfg, enum oci_hook_kind kind, const char *state_json, bool keep_going,
                 const struct moat_hook_ns *ns, moat_error_t *err)
 {
         const char *name = oci_hook_names[kind];
-        if (cfg == NULL)
+        cleanup_free char *bundle = NULL;
+        if (cfg == NULL || cfg->n_hooks[kind] == 0)
                 return 0;
+        bundle = state_bundle (state_json);
         for (size_t i = 0; i < cfg->n_hooks[kind]; i++) {
                 cleanup_error moat_error_t e = NULL;
                 moat_debug ("running %s hook %zu: %s", name, i, cfg->hooks[kind][i].path);
-                if (run_one (&cfg->hooks[kind][i], name, i, state_json, ns, &e) == 0)
+                if (run_one (&cfg->hooks[kind][i], name, i, state_json, bundle, ns, &e) == 0)
                         continue;
                 if (!keep_going) {
                         *err = e;

@@ -11,9 +11,11 @@
 #include "moat/hostcgroup.h"
 #include "moat/lifecycle.h"
 #include "moat/log.h"
+#include "moat/state.h"
 #include "moat/util.h"
 
 #define VM_POWEROFF_TIMEOUT_MS 5000
+#define STANDIN_EXIT_TIMEOUT_MS 2000
 
 static bool
 wait_gone (pid_t pid, unsigned long long start, int timeout_ms)
@@ -58,6 +60,16 @@ moat_sandbox_teardown (const char *root, const struct moat_state *st, moat_error
                 struct moat_agent *a = NULL;
                 bool asked = false;
                 if (st->vsock_socket && moat_agent_open (st->vsock_socket, 2000, &a, &e) == 0) {
+                        /* delete --force: kill the container first, so that its
+                         * stand-in reports 137 rather than a lost VM */
+                        if (strcmp (moat_state_live_status (st), "stopped") != 0) {
+                                if (moat_agent_signal (a, st->id, NULL, SIGKILL, true, &e) < 0) {
+                                        moat_debug ("%s: SIGKILL: %s", st->id, e->msg);
+                                        moat_error_release (&e);
+                                } else if (st->pid > 0 && st->pid != st->vmm_pid && st->pid != getpid ()) {
+                                        wait_gone (st->pid, st->pid_start, STANDIN_EXIT_TIMEOUT_MS);
+                                }
+                        }
                         if (moat_agent_destroy_sandbox (a, &e) < 0) {
                                 moat_debug ("%s: DestroySandbox: %s", st->id, e->msg);
                                 moat_error_release (&e);

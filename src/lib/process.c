@@ -11,6 +11,28 @@
 #include "moat/process.h"
 #include "moat/util.h"
 
+/* Closes every fd >= lowest except keep and keep2 (-1: none); after fork,
+ * so only async-signal-safe calls. */
+static void
+close_from (int lowest, int keep, int keep2)
+{
+        int k[2] = {keep < keep2 ? keep : keep2, keep < keep2 ? keep2 : keep};
+        unsigned int from = lowest;
+
+        for (int i = 0; i <= 2; i++) {
+                unsigned int to = i < 2 ? (unsigned int)k[i] - 1 : ~0U;
+                if (i < 2 && (k[i] < lowest || (unsigned int)k[i] < from))
+                        continue;
+                if (from <= to && close_range (from, to, 0) < 0) {
+                        long max = sysconf (_SC_OPEN_MAX);
+                        for (long fd = from; fd <= (long)to && fd < (max > 0 ? max : 65536); fd++)
+                                close ((int)fd);
+                }
+                if (i < 2)
+                        from = (unsigned int)k[i] + 1;
+        }
+}
+
 int
 moat_spawn (char *const argv[], const struct moat_spawn_opts *o, pid_t *pid, moat_error_t *err)
 {
@@ -45,13 +67,13 @@ moat_spawn (char *const argv[], const struct moat_spawn_opts *o, pid_t *pid, moa
                 setsid ();
                 if (o->workdir && chdir (o->workdir) < 0)
                         goto fail;
-                fd = open ("/dev/null", O_RDONLY);
+                fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (fd < 0 || dup2 (fd, 0) < 0)
                         goto fail;
                 if (o->log)
-                        fd = open (o->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                        fd = open (o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
                 else
-                        fd = open ("/dev/null", O_WRONLY);
+                        fd = open ("/dev/null", O_WRONLY | O_CLOEXEC);
                 if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
                         goto fail;
                 if (o->pass_fd >= 0) {
@@ -60,6 +82,9 @@ moat_spawn (char *const argv[], const struct moat_spawn_opts *o, pid_t *pid, moa
                         else if (dup2 (o->pass_fd, o->pass_fd_as) < 0)
                                 goto fail;
                 }
+                /* nothing else of the caller's (e.g. a runtime's preserved
+                 * fds) lives on in the VMM; errpipe is CLOEXEC */
+                close_from (3, o->pass_fd >= 0 ? o->pass_fd_as : -1, errpipe[1]);
                 execv (argv[0], argv);
         fail:
                 child_errno = errno;

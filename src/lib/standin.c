@@ -310,13 +310,15 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
         }
         *ex = w.ex;
         rc = 0;
-        if (s->power_off && ctl) {
+
+out:
+        /* once the container's Wait returned, whether it failed or not, the
+         * VM goes: state must not say stopped while it runs */
+        if (exited && s->power_off && ctl) {
                 cleanup_error moat_error_t e = NULL;
                 if (moat_agent_destroy_sandbox (ctl, &e) < 0)
                         moat_debug ("power off: %s", e->msg);
         }
-
-out:
         if (tio_saved)
                 tcsetattr (s->in_fd, TCSANOW, &saved);
         if (thread) {

@@ -80,6 +80,9 @@ moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t 
                 return moat_make_error (err, errno, "mkdir %s", dir);
         }
         if (lock_file (dir, 1, lock_fd, err) < 0) {
+                /* leave no "lock" behind: the id would stay taken */
+                cleanup_free char *lock = xasprintf_r ("%s/lock", dir);
+                unlink (lock);
                 rmdir (dir);
                 return -1;
         }
