@@ -38,14 +38,9 @@
 
 #include "agent.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 #define HOOK_OUTPUT_MAX 1024
-
-static void
-gen_str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
 
 char *
 agent_hook_state_json (const char *id, const char *status, pid_t pid, const char *bundle, struct oci_config *cfg)
@@ -56,24 +51,24 @@ agent_hook_state_json (const char *id, const char *status, pid_t pid, const char
         char *out;
 
         yajl_gen_map_open (g);
-        gen_str (g, "ociVersion");
-        gen_str (g, "1.0.2");
-        gen_str (g, "id");
-        gen_str (g, id);
-        gen_str (g, "status");
-        gen_str (g, status);
+        moat_gen_str (g, "ociVersion");
+        moat_gen_str (g, "1.0.2");
+        moat_gen_str (g, "id");
+        moat_gen_str (g, id);
+        moat_gen_str (g, "status");
+        moat_gen_str (g, status);
         if (pid > 0) {
-                gen_str (g, "pid");
+                moat_gen_str (g, "pid");
                 yajl_gen_integer (g, pid);
         }
-        gen_str (g, "bundle");
-        gen_str (g, bundle ? bundle : "");
+        moat_gen_str (g, "bundle");
+        moat_gen_str (g, bundle ? bundle : "");
         if (cfg && cfg->n_annotations) {
-                gen_str (g, "annotations");
+                moat_gen_str (g, "annotations");
                 yajl_gen_map_open (g);
                 for (size_t i = 0; i < cfg->n_annotations; i++) {
-                        gen_str (g, cfg->annotation_keys[i]);
-                        gen_str (g, cfg->annotation_values[i]);
+                        moat_gen_str (g, cfg->annotation_keys[i]);
+                        moat_gen_str (g, cfg->annotation_values[i]);
                 }
                 yajl_gen_map_close (g);
         }

@@ -12,6 +12,7 @@
 #include "moat/paths.h"
 #include "moat/sandbox.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 struct kv {
         char *key, *value;
@@ -35,12 +36,6 @@ find (enum moat_file which, char **error)
                 return NULL;
         }
         return p;
-}
-
-static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
 }
 
 int
@@ -107,8 +102,8 @@ moat_cmd_env (struct moat_global *g, int argc, char **argv)
                 yajl_gen_config (gen, yajl_gen_beautify, 1);
                 yajl_gen_map_open (gen);
                 for (size_t i = 0; i < n; i++) {
-                        str (gen, v[i].key);
-                        str (gen, v[i].value);
+                        moat_gen_str (gen, v[i].key);
+                        moat_gen_str (gen, v[i].value);
                 }
                 yajl_gen_map_close (gen);
                 yajl_gen_get_buf (gen, &buf, &len);

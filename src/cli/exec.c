@@ -29,6 +29,7 @@
 #include "moat/standin.h"
 #include "moat/state.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 #define STREAM_TIMEOUT_MS 10000
 
@@ -61,18 +62,12 @@ usage (FILE *f)
 }
 
 static void
-gen_str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
 gen_value (yajl_gen g, yajl_val v)
 {
         if (v == NULL || YAJL_IS_NULL (v))
                 yajl_gen_null (g);
         else if (YAJL_IS_STRING (v))
-                gen_str (g, YAJL_GET_STRING (v));
+                moat_gen_str (g, YAJL_GET_STRING (v));
         else if (YAJL_IS_NUMBER (v))
                 yajl_gen_number (g, YAJL_GET_NUMBER (v), strlen (YAJL_GET_NUMBER (v)));
         else if (YAJL_IS_TRUE (v))
@@ -87,7 +82,7 @@ gen_value (yajl_gen g, yajl_val v)
         } else if (YAJL_IS_OBJECT (v)) {
                 yajl_gen_map_open (g);
                 for (size_t i = 0; i < YAJL_GET_OBJECT (v)->len; i++) {
-                        gen_str (g, YAJL_GET_OBJECT (v)->keys[i]);
+                        moat_gen_str (g, YAJL_GET_OBJECT (v)->keys[i]);
                         gen_value (g, YAJL_GET_OBJECT (v)->values[i]);
                 }
                 yajl_gen_map_close (g);
@@ -102,7 +97,7 @@ gen_strv (yajl_gen g, yajl_val base, char **extra, size_t n_extra)
                 for (size_t i = 0; i < YAJL_GET_ARRAY (base)->len; i++)
                         gen_value (g, YAJL_GET_ARRAY (base)->values[i]);
         for (size_t i = 0; i < n_extra; i++)
-                gen_str (g, extra[i]);
+                moat_gen_str (g, extra[i]);
         yajl_gen_array_close (g);
 }
 
@@ -152,14 +147,14 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                     strcmp (k, "env") == 0 || strcmp (k, "capabilities") == 0 || (strcmp (k, "cwd") == 0 && o->cwd) ||
                     (strcmp (k, "user") == 0 && o->user) || (strcmp (k, "noNewPrivileges") == 0 && o->no_new_privs))
                         continue;
-                gen_str (g, k);
+                moat_gen_str (g, k);
                 gen_value (g, v);
         }
-        gen_str (g, "args");
+        moat_gen_str (g, "args");
         gen_strv (g, NULL, o->args, strv_len (o->args));
-        gen_str (g, "terminal");
+        moat_gen_str (g, "terminal");
         yajl_gen_bool (g, o->tty);
-        gen_str (g, "env");
+        moat_gen_str (g, "env");
         {
                 static const char *const p[] = {"env", NULL};
                 gen_strv (g, base ? oci_tree_get (base, (const char *const *)p) : NULL, o->env, o->n_env);
@@ -168,14 +163,14 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                 static const char *const p[] = {"capabilities", NULL};
                 yajl_val caps = base ? oci_tree_get (base, (const char *const *)p) : NULL;
                 if (caps || o->n_caps) {
-                        gen_str (g, "capabilities");
+                        moat_gen_str (g, "capabilities");
                         yajl_gen_map_open (g);
                         for (size_t i = 0; caps && YAJL_IS_OBJECT (caps) && i < YAJL_GET_OBJECT (caps)->len; i++) {
                                 const char *k = YAJL_GET_OBJECT (caps)->keys[i];
                                 bool extended = false;
                                 for (size_t j = 0; j < ARRAY_SIZE (cap_sets); j++)
                                         extended |= strcmp (k, cap_sets[j]) == 0;
-                                gen_str (g, k);
+                                moat_gen_str (g, k);
                                 if (extended)
                                         gen_strv (g, YAJL_GET_OBJECT (caps)->values[i], o->caps, o->n_caps);
                                 else
@@ -185,27 +180,27 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                                 const char *const p2[] = {cap_sets[j], NULL};
                                 if (caps && oci_tree_get (caps, p2))
                                         continue;
-                                gen_str (g, cap_sets[j]);
+                                moat_gen_str (g, cap_sets[j]);
                                 gen_strv (g, NULL, o->caps, o->n_caps);
                         }
                         yajl_gen_map_close (g);
                 }
         }
         if (o->cwd) {
-                gen_str (g, "cwd");
-                gen_str (g, o->cwd);
+                moat_gen_str (g, "cwd");
+                moat_gen_str (g, o->cwd);
         }
         if (o->user) {
-                gen_str (g, "user");
+                moat_gen_str (g, "user");
                 yajl_gen_map_open (g);
-                gen_str (g, "uid");
+                moat_gen_str (g, "uid");
                 yajl_gen_integer (g, uid);
-                gen_str (g, "gid");
+                moat_gen_str (g, "gid");
                 yajl_gen_integer (g, gid >= 0 ? gid : 0);
                 yajl_gen_map_close (g);
         }
         if (o->no_new_privs) {
-                gen_str (g, "noNewPrivileges");
+                moat_gen_str (g, "noNewPrivileges");
                 yajl_gen_bool (g, 1);
         }
         yajl_gen_map_close (g);

@@ -17,6 +17,7 @@
 #include "moat/paths.h"
 #include "moat/state.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 struct entry {
         struct moat_state *st;
@@ -52,22 +53,6 @@ owner_of (const char *root, const char *id)
 }
 
 static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
-kv (yajl_gen g, const char *k, const char *v)
-{
-        str (g, k);
-        if (v)
-                str (g, v);
-        else
-                yajl_gen_null (g);
-}
-
-static void
 print_json (struct entry *e, size_t n)
 {
         yajl_gen g = yajl_gen_alloc (NULL);
@@ -78,22 +63,22 @@ print_json (struct entry *e, size_t n)
         for (size_t i = 0; i < n; i++) {
                 const struct moat_state *st = e[i].st;
                 yajl_gen_map_open (g);
-                kv (g, "ociVersion", "1.0.2");
-                kv (g, "id", st->id);
-                str (g, "pid");
+                moat_gen_kv (g, "ociVersion", "1.0.2");
+                moat_gen_kv (g, "id", st->id);
+                moat_gen_str (g, "pid");
                 yajl_gen_integer (g, strcmp (e[i].status, "stopped") == 0 ? 0 : st->pid);
-                kv (g, "status", e[i].status);
-                kv (g, "bundle", st->bundle);
-                kv (g, "rootfs", st->rootfs);
-                kv (g, "created", st->created);
+                moat_gen_kv (g, "status", e[i].status);
+                moat_gen_kv (g, "bundle", st->bundle);
+                moat_gen_kv (g, "rootfs", st->rootfs);
+                moat_gen_kv (g, "created", st->created);
                 if (st->n_annotations) {
-                        str (g, "annotations");
+                        moat_gen_str (g, "annotations");
                         yajl_gen_map_open (g);
                         for (size_t k = 0; k < st->n_annotations; k++)
-                                kv (g, st->annotation_keys[k], st->annotation_values[k]);
+                                moat_gen_kv (g, st->annotation_keys[k], st->annotation_values[k]);
                         yajl_gen_map_close (g);
                 }
-                kv (g, "owner", e[i].owner);
+                moat_gen_kv (g, "owner", e[i].owner);
                 yajl_gen_map_close (g);
         }
         yajl_gen_array_close (g);

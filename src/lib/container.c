@@ -19,6 +19,7 @@
 #include "moat/container.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 #define CALL_TIMEOUT_MS 30000
 
@@ -157,17 +158,11 @@ moat_stats_clear (struct moat_stats *s)
 }
 
 static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
 ku64 (yajl_gen g, const char *k, uint64_t v)
 {
         char buf[32];
         int n = snprintf (buf, sizeof buf, "%llu", (unsigned long long)v);
-        str (g, k);
+        moat_gen_str (g, k);
         yajl_gen_number (g, buf, n);
 }
 
@@ -180,31 +175,31 @@ moat_stats_event_json (const char *id, const struct moat_stats *s)
         char *out;
 
         yajl_gen_map_open (g);
-        str (g, "type");
-        str (g, "stats");
-        str (g, "id");
-        str (g, id);
-        str (g, "data");
+        moat_gen_str (g, "type");
+        moat_gen_str (g, "stats");
+        moat_gen_str (g, "id");
+        moat_gen_str (g, id);
+        moat_gen_str (g, "data");
         yajl_gen_map_open (g);
 
         /* cpu: nanoseconds, like runc */
-        str (g, "cpu");
+        moat_gen_str (g, "cpu");
         yajl_gen_map_open (g);
-        str (g, "usage");
+        moat_gen_str (g, "usage");
         yajl_gen_map_open (g);
         ku64 (g, "total", s->cpu_usage_usec * 1000);
         ku64 (g, "kernel", s->cpu_system_usec * 1000);
         ku64 (g, "user", s->cpu_user_usec * 1000);
         yajl_gen_map_close (g);
-        str (g, "throttling");
+        moat_gen_str (g, "throttling");
         yajl_gen_map_open (g);
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);
 
         /* memory: no limit is reported as the largest value, as runc does on cgroup v2 */
-        str (g, "memory");
+        moat_gen_str (g, "memory");
         yajl_gen_map_open (g);
-        str (g, "usage");
+        moat_gen_str (g, "usage");
         yajl_gen_map_open (g);
         ku64 (g, "limit", s->memory_limit ? s->memory_limit : UINT64_MAX);
         ku64 (g, "usage", s->memory_usage);
@@ -213,17 +208,17 @@ moat_stats_event_json (const char *id, const struct moat_stats *s)
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);
 
-        str (g, "pids");
+        moat_gen_str (g, "pids");
         yajl_gen_map_open (g);
         ku64 (g, "current", s->pids_current);
         if (s->pids_limit)
                 ku64 (g, "limit", s->pids_limit);
         yajl_gen_map_close (g);
 
-        str (g, "blkio");
+        moat_gen_str (g, "blkio");
         yajl_gen_map_open (g);
         yajl_gen_map_close (g);
-        str (g, "hugetlb");
+        moat_gen_str (g, "hugetlb");
         yajl_gen_map_open (g);
         yajl_gen_map_close (g);
         yajl_gen_map_close (g);

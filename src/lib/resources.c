@@ -9,6 +9,7 @@
 
 #include "moat/resources.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 int
 moat_parse_bytes (const char *flag, const char *s, int64_t *out, moat_error_t *err)
@@ -129,12 +130,6 @@ bad:
         return moat_make_error (err, 0, "%s: invalid list \"%s\" (expected e.g. 0-2,4)", flag, s);
 }
 
-static void
-str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
 int
 moat_update_resources_json (const struct moat_update_flags *f, char **out, moat_error_t *err)
 {
@@ -176,54 +171,54 @@ moat_update_resources_json (const struct moat_update_flags *f, char **out, moat_
         g = yajl_gen_alloc (NULL);
         yajl_gen_map_open (g);
         if (any_mem) {
-                str (g, "memory");
+                moat_gen_str (g, "memory");
                 yajl_gen_map_open (g);
                 if (f->memory) {
-                        str (g, "limit");
+                        moat_gen_str (g, "limit");
                         yajl_gen_integer (g, mem);
                 }
                 if (f->memory_reservation) {
-                        str (g, "reservation");
+                        moat_gen_str (g, "reservation");
                         yajl_gen_integer (g, resv);
                 }
                 if (f->memory_swap) {
-                        str (g, "swap");
+                        moat_gen_str (g, "swap");
                         yajl_gen_integer (g, swap);
                 }
                 yajl_gen_map_close (g);
                 any = true;
         }
         if (any_cpu) {
-                str (g, "cpu");
+                moat_gen_str (g, "cpu");
                 yajl_gen_map_open (g);
                 if (f->cpu_shares) {
-                        str (g, "shares");
+                        moat_gen_str (g, "shares");
                         yajl_gen_integer (g, (long long)shares);
                 }
                 if (f->cpu_quota) {
-                        str (g, "quota");
+                        moat_gen_str (g, "quota");
                         yajl_gen_integer (g, quota);
                 }
                 if (f->cpu_period) {
-                        str (g, "period");
+                        moat_gen_str (g, "period");
                         yajl_gen_integer (g, (long long)period);
                 }
                 if (f->cpuset_cpus) {
-                        str (g, "cpus");
-                        str (g, f->cpuset_cpus);
+                        moat_gen_str (g, "cpus");
+                        moat_gen_str (g, f->cpuset_cpus);
                 }
                 if (f->cpuset_mems) {
-                        str (g, "mems");
-                        str (g, f->cpuset_mems);
+                        moat_gen_str (g, "mems");
+                        moat_gen_str (g, f->cpuset_mems);
                 }
                 yajl_gen_map_close (g);
                 any = true;
         }
         /* runc: --pids-limit 0 means "leave it" */
         if (f->pids_limit && pids != 0) {
-                str (g, "pids");
+                moat_gen_str (g, "pids");
                 yajl_gen_map_open (g);
-                str (g, "limit");
+                moat_gen_str (g, "limit");
                 yajl_gen_integer (g, pids);
                 yajl_gen_map_close (g);
                 any = true;

@@ -13,6 +13,7 @@
 
 #include "moat/state.h"
 #include "moat/util.h"
+#include "moat/json_gen.h"
 
 int
 moat_state_validate_id (const char *id, moat_error_t *err)
@@ -102,22 +103,6 @@ moat_state_lock (const char *root, const char *id, int *lock_fd, moat_error_t *e
         return lock_file (dir, 0, lock_fd, err);
 }
 
-static void
-gen_str (yajl_gen g, const char *s)
-{
-        yajl_gen_string (g, (const unsigned char *)s, strlen (s));
-}
-
-static void
-gen_kv (yajl_gen g, const char *k, const char *v)
-{
-        gen_str (g, k);
-        if (v)
-                gen_str (g, v);
-        else
-                yajl_gen_null (g);
-}
-
 static char *
 state_json (const struct moat_state *st, const char *status, int pretty, bool internal)
 {
@@ -128,38 +113,38 @@ state_json (const struct moat_state *st, const char *status, int pretty, bool in
 
         yajl_gen_config (g, yajl_gen_beautify, pretty);
         yajl_gen_map_open (g);
-        gen_kv (g, "ociVersion", "1.0.2");
-        gen_kv (g, "id", st->id);
-        gen_str (g, "pid");
+        moat_gen_kv (g, "ociVersion", "1.0.2");
+        moat_gen_kv (g, "id", st->id);
+        moat_gen_str (g, "pid");
         /* runc reports pid 0 once the container stopped */
         yajl_gen_integer (g, !internal && status && strcmp (status, "stopped") == 0 ? 0 : st->pid);
-        gen_kv (g, "status", status ? status : st->status);
-        gen_kv (g, "bundle", st->bundle);
-        gen_kv (g, "rootfs", st->rootfs);
-        gen_kv (g, "created", st->created);
-        gen_kv (g, "owner", "");
-        gen_str (g, "annotations");
+        moat_gen_kv (g, "status", status ? status : st->status);
+        moat_gen_kv (g, "bundle", st->bundle);
+        moat_gen_kv (g, "rootfs", st->rootfs);
+        moat_gen_kv (g, "created", st->created);
+        moat_gen_kv (g, "owner", "");
+        moat_gen_str (g, "annotations");
         yajl_gen_map_open (g);
         for (size_t i = 0; i < st->n_annotations; i++)
-                gen_kv (g, st->annotation_keys[i], st->annotation_values[i]);
+                moat_gen_kv (g, st->annotation_keys[i], st->annotation_values[i]);
         yajl_gen_map_close (g);
         if (internal) {
-                gen_str (g, "pidStart");
+                moat_gen_str (g, "pidStart");
                 yajl_gen_integer (g, (long long)st->pid_start);
-                gen_kv (g, "hypervisor", st->hypervisor);
-                gen_str (g, "vmmPid");
+                moat_gen_kv (g, "hypervisor", st->hypervisor);
+                moat_gen_str (g, "vmmPid");
                 yajl_gen_integer (g, st->vmm_pid);
-                gen_str (g, "vmmStart");
+                moat_gen_str (g, "vmmStart");
                 yajl_gen_integer (g, (long long)st->vmm_start);
-                gen_str (g, "vsockdPid");
+                moat_gen_str (g, "vsockdPid");
                 yajl_gen_integer (g, st->vsockd_pid);
-                gen_str (g, "vsockdStart");
+                moat_gen_str (g, "vsockdStart");
                 yajl_gen_integer (g, (long long)st->vsockd_start);
-                gen_kv (g, "vsockSocket", st->vsock_socket);
-                gen_kv (g, "consoleLog", st->console_log);
-                gen_kv (g, "cgroup", st->cgroup);
+                moat_gen_kv (g, "vsockSocket", st->vsock_socket);
+                moat_gen_kv (g, "consoleLog", st->console_log);
+                moat_gen_kv (g, "cgroup", st->cgroup);
         } else
-                gen_kv (g, "hypervisor", st->hypervisor);
+                moat_gen_kv (g, "hypervisor", st->hypervisor);
         yajl_gen_map_close (g);
         yajl_gen_get_buf (g, &buf, &len);
         out = xstrndup ((const char *)buf, len);
