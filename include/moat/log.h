@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Process-wide log: to a file (--log) as text or JSON (runc's format:
- * {"level":"error","msg":"...","time":"..."}), else stderr for warnings. */
+/* Process-wide log: to a file (--log) as text or JSON, both in runc's
+ * (logrus's) formats: time="..." level=error msg="..." and
+ * {"level":"error","msg":"...","time":"..."}; without --log, warnings (and
+ * debug lines with --debug) go to stderr. */
 #ifndef MOAT_LOG_H
 #define MOAT_LOG_H
 

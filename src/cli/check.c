@@ -296,7 +296,7 @@ moat_cmd_check (struct moat_global *gl, int argc, char **argv)
                         fputs (usage, stdout);
                         return 0;
                 } else {
-                        fprintf (stderr, "moat: check: unexpected argument \"%s\" (see moat check --help)\n", argv[i]);
+                        moat_cli_error ("check: unexpected argument \"%s\" (see moat check --help)", argv[i]);
                         return 1;
                 }
         }

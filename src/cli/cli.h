@@ -16,6 +16,18 @@ struct moat_global {
         bool systemd_cgroup; /* --systemd-cgroup: cgroupsPath is slice:prefix:name */
 };
 
+/* Reports an error as moat_error_print does: "moat: MSG" on stderr and MSG
+ * as an "error" line in the --log file (runc's JSON lines with --log-format
+ * json, which containerd's shim and conmon read back on a failure). fmt has
+ * neither the "moat: " prefix nor a newline. */
+void moat_cli_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* Fails unless the live status of container id is one of `allowed`
+ * (space-separated), with runc's wording, which clients match on:
+ * "container not <want> (status: <status>)". */
+int moat_cli_expect_status (struct moat_global *g, const char *id, const char *allowed, const char *want,
+                            moat_error_t *err);
+
 /* A verb gets its own argv (argv[0] is the verb) and returns the exit code. */
 typedef int (*moat_verb_fn) (struct moat_global *g, int argc, char **argv);
 

@@ -64,7 +64,7 @@ moat_cmd_env (struct moat_global *g, int argc, char **argv)
                         json = true;
                         continue;
                 }
-                fprintf (stderr, "moat: env: unexpected argument \"%s\" (see moat env --help)\n", argv[i]);
+                moat_cli_error ("env: unexpected argument \"%s\" (see moat env --help)", argv[i]);
                 return 1;
         }
 

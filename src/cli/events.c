@@ -92,19 +92,20 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
                         usage (stdout);
                         return 0;
                 default:
-                        fprintf (stderr, "moat: events: unknown option or missing value: %s (see moat events --help)\n",
-                                 argv[optind - 1]);
+                        moat_cli_error ("events: unknown option or missing value: %s (see moat events --help)",
+                                        argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind + 1 != argc) {
-                fprintf (stderr, "moat: events: expected exactly one container ID (usage: moat events [--stats] ID)\n");
+                moat_cli_error ("events: expected exactly one container ID (usage: moat events [--stats] ID)");
                 return 1;
         }
         id = argv[optind];
         if (moat_parse_duration ("--interval", interval, &ms, &err) < 0)
                 goto out;
-        if (moat_container_open (g->root, id, &st, &client, &err) < 0)
+        if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0 ||
+            moat_container_open (g->root, id, &st, &client, &err) < 0)
                 goto out;
 
         signal (SIGPIPE, SIG_IGN);

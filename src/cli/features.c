@@ -20,7 +20,7 @@ moat_cmd_features (struct moat_global *g, int argc, char **argv)
                                 "and seccomp support this build of moat implements.\n");
                         return 0;
                 }
-                fprintf (stderr, "moat: features: unexpected argument \"%s\" (see moat features --help)\n", argv[i]);
+                moat_cli_error ("features: unexpected argument \"%s\" (see moat features --help)", argv[i]);
                 return 1;
         }
         json = moat_features_json ();

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* moat kill [--all|-a] ID [SIGNAL]: send a signal (name with or without
- * SIG, or number; default SIGTERM) to the container's process, or with
- * --all to every process of the container, through the agent. */
+ * SIG in any case, or number; default SIGTERM) to the container's process,
+ * or with --all to every process of the container, through the agent.
+ * Signal 0 only checks that the container's process is alive. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,27 +44,40 @@ moat_cmd_kill (struct moat_global *g, int argc, char **argv)
                         usage (stdout);
                         return 0;
                 } else {
-                        fprintf (stderr, "moat: kill: unknown option %s\n", argv[optind - 1]);
+                        moat_cli_error ("kill: unknown option %s", argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind >= argc || argc - optind > 2) {
-                fprintf (stderr, "moat: kill: expected ID [SIGNAL] (see moat kill --help)\n");
+                moat_cli_error ("kill: expected ID [SIGNAL] (see moat kill --help)");
                 return 1;
         }
         id = argv[optind];
         if (argc - optind == 2)
                 sigs = argv[optind + 1];
-        sig = oci_signal_parse (sigs);
+        /* runc accepts 0 (does the container's process exist?) */
+        sig = strcmp (sigs, "0") == 0 ? 0 : oci_signal_parse (sigs);
         if (sig < 0) {
-                fprintf (stderr, "moat: kill %s: invalid signal \"%s\"\n", id, sigs);
+                moat_cli_error ("kill %s: unknown signal \"%s\"", id, sigs);
                 return 1;
         }
         if (moat_state_load (g->root, id, &st, &err) < 0)
                 goto out;
         status = moat_state_live_status (st);
         if (strcmp (status, "created") != 0 && strcmp (status, "running") != 0 && strcmp (status, "paused") != 0) {
-                moat_make_error (&err, 0, "container not running (%s)", status);
+                /* as runc: --all on a stopped container has nothing left to
+                 * signal and succeeds (containerd's shim may send it after
+                 * the init process exited). "container not running" is the text
+                 * containerd and podman match on. */
+                if (all && strcmp (status, "stopped") == 0)
+                        rc = 0;
+                else
+                        moat_make_error (&err, 0, "container not running (%s)", status);
+                goto out;
+        }
+        if (sig == 0) {
+                /* the stand-in and the VM are alive (live status) */
+                rc = 0;
                 goto out;
         }
         if (moat_agent_open (st->vsock_socket, 5000, &a, &err) < 0) {

@@ -156,23 +156,23 @@ moat_cmd_list (struct moat_global *g, int argc, char **argv)
                         usage (stdout);
                         return 0;
                 default:
-                        fprintf (stderr, "moat: list: unknown option or missing value: %s (see moat list --help)\n",
-                                 argv[optind - 1]);
+                        moat_cli_error ("list: unknown option or missing value: %s (see moat list --help)",
+                                        argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind != argc) {
-                fprintf (stderr, "moat: list: unexpected argument \"%s\" (see moat list --help)\n", argv[optind]);
+                moat_cli_error ("list: unexpected argument \"%s\" (see moat list --help)", argv[optind]);
                 return 1;
         }
         if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0) {
-                fprintf (stderr, "moat: list: --format: expected table or json, got \"%s\"\n", format);
+                moat_cli_error ("list: --format: expected table or json, got \"%s\"", format);
                 return 1;
         }
 
         d = opendir (g->root);
         if (d == NULL && errno != ENOENT) {
-                fprintf (stderr, "moat: list: open %s: %s\n", g->root, strerror (errno));
+                moat_cli_error ("list: open %s: %s", g->root, strerror (errno));
                 return 1;
         }
         while (d && (de = readdir (d)) != NULL) {

@@ -2,12 +2,18 @@
 /* moat: an OCI runtime that runs every container in its own microVM.
  *   moat [global options] VERB [options] ARGS */
 #include <errno.h>
+#include <seccomp.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "moat/log.h"
 #include "moat/paths.h"
+#include "moat/state.h"
+#include "moat/util.h"
 
 static const struct {
         const char *name;
@@ -52,6 +58,66 @@ usage (FILE *f)
                     "  --version, -v         print the version\n");
 }
 
+void
+moat_cli_error (const char *fmt, ...)
+{
+        char *msg = NULL;
+        va_list ap;
+
+        va_start (ap, fmt);
+        if (vasprintf (&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end (ap);
+        if (msg == NULL)
+                return;
+        moat_log (MOAT_LOG_ERROR, "%s", msg);
+        fprintf (stderr, "moat: %s\n", msg);
+        free (msg);
+}
+
+int
+moat_cli_expect_status (struct moat_global *g, const char *id, const char *allowed, const char *want, moat_error_t *err)
+{
+        struct moat_state *st = NULL;
+        const char *status;
+        size_t n;
+        int r = -1;
+
+        if (moat_state_load (g->root, id, &st, err) < 0)
+                return -1;
+        status = moat_state_live_status (st);
+        n = strlen (status);
+        for (const char *p = allowed; *p;) {
+                size_t len = strcspn (p, " ");
+                if (len == n && strncmp (p, status, n) == 0) {
+                        r = 0;
+                        break;
+                }
+                p += len;
+                p += strspn (p, " ");
+        }
+        if (r < 0)
+                moat_make_error (err, 0, "container not %s (status: %s)", want, status);
+        moat_state_free (st);
+        return r;
+}
+
+/* runc's layout ("runc version X", "commit: ...", "spec: ...",
+ * "libseccomp: ..."): dockerd parses the first two lines. */
+static void
+version (void)
+{
+        const struct scmp_version *sv = seccomp_version ();
+
+        printf ("moat version %s\n", MOAT_VERSION);
+#ifdef MOAT_COMMIT
+        printf ("commit: %s\n", MOAT_COMMIT);
+#endif
+        printf ("spec: 1.0.2\n");
+        if (sv)
+                printf ("libseccomp: %u.%u.%u\n", sv->major, sv->minor, sv->micro);
+}
+
 /* "--opt VALUE" or "--opt=VALUE": returns the value and advances *i. */
 static const char *
 opt_value (int argc, char **argv, int *i, const char *name)
@@ -78,6 +144,8 @@ int
 main (int argc, char **argv)
 {
         struct moat_global g = {.root = MOAT_DEFAULT_ROOT, .log_format = "text"};
+        cleanup_free char *bad = NULL; /* a global option error, reported once the log is open */
+        cleanup_free char *abs_root = NULL;
         int i;
 
         for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -87,7 +155,7 @@ main (int argc, char **argv)
                         return 0;
                 }
                 if (strcmp (a, "--version") == 0 || strcmp (a, "-v") == 0) {
-                        printf ("moat version %s\nspec: 1.0.2\n", MOAT_VERSION);
+                        version ();
                         return 0;
                 }
                 if (strcmp (a, "--debug") == 0) {
@@ -105,13 +173,13 @@ main (int argc, char **argv)
                         if (is_opt (a, names[k]))
                                 break;
                 if (k == sizeof names / sizeof names[0]) {
-                        fprintf (stderr, "moat: unknown global option %s (see moat --help)\n", a);
-                        return 1;
+                        bad = xasprintf_r ("unknown global option %s (see moat --help)", a);
+                        break;
                 }
                 const char *v = opt_value (argc, argv, &i, names[k]);
                 if (v == NULL) {
-                        fprintf (stderr, "moat: %s needs a value\n", names[k]);
-                        return 1;
+                        bad = xasprintf_r ("%s needs a value", names[k]);
+                        break;
                 }
                 if (k == 0)
                         g.root = v;
@@ -119,19 +187,34 @@ main (int argc, char **argv)
                         g.log = v;
                 else if (k == 2) {
                         if (strcmp (v, "text") != 0 && strcmp (v, "json") != 0) {
-                                fprintf (stderr, "moat: --log-format: expected text or json, got \"%s\"\n", v);
-                                return 1;
+                                bad = xasprintf_r ("--log-format: expected text or json, got \"%s\"", v);
+                                break;
                         }
                         g.log_format = v;
                 }
         }
-        if (*g.root == '\0') {
-                fprintf (stderr, "moat: --root must not be empty\n");
-                return 1;
-        }
         if (moat_log_init (g.log, strcmp (g.log_format, "json") == 0, g.debug) < 0) {
                 fprintf (stderr, "moat: open log %s: %s\n", g.log, strerror (errno));
                 return 1;
+        }
+        if (bad) {
+                moat_cli_error ("%s", bad);
+                return 1;
+        }
+        if (*g.root == '\0') {
+                moat_cli_error ("--root must not be empty");
+                return 1;
+        }
+        /* as runc: a relative --root is taken from the current directory,
+         * once (moat and its helpers change directory later) */
+        if (g.root[0] != '/') {
+                cleanup_free char *cwd = getcwd (NULL, 0);
+                if (cwd == NULL) {
+                        moat_cli_error ("--root %s: getcwd: %s", g.root, strerror (errno));
+                        return 1;
+                }
+                abs_root = xasprintf_r ("%s/%s", cwd, g.root);
+                g.root = abs_root;
         }
         if (i >= argc) {
                 usage (stderr);
@@ -140,6 +223,6 @@ main (int argc, char **argv)
         for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++)
                 if (strcmp (argv[i], verbs[k].name) == 0)
                         return verbs[k].fn (&g, argc - i, argv + i);
-        fprintf (stderr, "moat: unknown command \"%s\" (see moat --help)\n", argv[i]);
+        moat_cli_error ("unknown command \"%s\" (see moat --help)", argv[i]);
         return 1;
 }

@@ -19,10 +19,11 @@ moat_cmd_pause (struct moat_global *g, int argc, char **argv)
                 return 0;
         }
         if (argc != 2 || argv[1][0] == '-') {
-                fprintf (stderr, "moat: pause: expected exactly one container ID (usage: moat pause ID)\n");
+                moat_cli_error ("pause: expected exactly one container ID (usage: moat pause ID)");
                 return 1;
         }
-        if (moat_container_pause (g->root, argv[1], true, &err) < 0) {
+        if (moat_cli_expect_status (g, argv[1], "running", "running", &err) < 0 ||
+            moat_container_pause (g->root, argv[1], true, &err) < 0) {
                 moat_error_wrap (&err, "pause %s", argv[1]);
                 moat_error_print (&err, "moat");
                 return 1;

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "moat/container.h"
+#include "moat/state.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 
@@ -50,34 +51,40 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
                         usage (stdout);
                         return 0;
                 default:
-                        fprintf (stderr, "moat: ps: unknown option or missing value: %s (see moat ps --help)\n",
-                                 argv[optind - 1]);
+                        moat_cli_error ("ps: unknown option or missing value: %s (see moat ps --help)",
+                                        argv[optind - 1]);
                         return 1;
                 }
         }
         if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0) {
-                fprintf (stderr, "moat: ps: --format: expected table or json, got \"%s\"\n", format);
+                moat_cli_error ("ps: --format: expected table or json, got \"%s\"", format);
                 return 1;
         }
         if (optind >= argc) {
-                fprintf (stderr, "moat: ps: expected a container ID (usage: moat ps [--format table|json] ID)\n");
+                moat_cli_error ("ps: expected a container ID (usage: moat ps [--format table|json] ID)");
                 return 1;
         }
         id = argv[optind++];
         if (optind < argc && strcmp (argv[optind], "--") == 0)
                 optind++;
         if (optind < argc) {
-                fprintf (stderr,
-                         "moat: ps %s: ps options (\"%s\"...) are not supported: the container's processes run "
-                         "inside its VM, not on the host\n",
-                         id, argv[optind]);
+                moat_cli_error ("ps %s: ps options (\"%s\"...) are not supported: the container's processes run "
+                                "inside its VM, not on the host",
+                                id, argv[optind]);
                 return 1;
         }
 
-        if (moat_container_open (g->root, id, &st, &client, &err) < 0)
+        /* as runc: a stopped container has no processes (not an error) */
+        if (moat_state_load (g->root, id, &st, &err) < 0)
                 goto out;
-        if (moat_agent_call_stats (client, id, &s, &err) < 0)
-                goto out;
+        if (strcmp (moat_state_live_status (st), "stopped") != 0) {
+                moat_state_free (st);
+                st = NULL;
+                if (moat_container_open (g->root, id, &st, &client, &err) < 0)
+                        goto out;
+                if (moat_agent_call_stats (client, id, &s, &err) < 0)
+                        goto out;
+        }
         if (strcmp (format, "json") == 0) {
                 printf ("[");
                 for (size_t i = 0; i < s.n_pids; i++)

@@ -19,10 +19,11 @@ moat_cmd_resume (struct moat_global *g, int argc, char **argv)
                 return 0;
         }
         if (argc != 2 || argv[1][0] == '-') {
-                fprintf (stderr, "moat: resume: expected exactly one container ID (usage: moat resume ID)\n");
+                moat_cli_error ("resume: expected exactly one container ID (usage: moat resume ID)");
                 return 1;
         }
-        if (moat_container_pause (g->root, argv[1], false, &err) < 0) {
+        if (moat_cli_expect_status (g, argv[1], "paused", "paused", &err) < 0 ||
+            moat_container_pause (g->root, argv[1], false, &err) < 0) {
                 moat_error_wrap (&err, "resume %s", argv[1]);
                 moat_error_print (&err, "moat");
                 return 1;

@@ -54,36 +54,36 @@ moat_cmd_spec (struct moat_global *g, int argc, char **argv)
                         usage (stdout);
                         return 0;
                 default:
-                        fprintf (stderr, "moat: spec: unknown option or missing value: %s (see moat spec --help)\n",
-                                 argv[optind - 1]);
+                        moat_cli_error ("spec: unknown option or missing value: %s (see moat spec --help)",
+                                        argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind != argc) {
-                fprintf (stderr, "moat: spec: unexpected argument \"%s\" (see moat spec --help)\n", argv[optind]);
+                moat_cli_error ("spec: unexpected argument \"%s\" (see moat spec --help)", argv[optind]);
                 return 1;
         }
         if (bundle && *bundle == '\0') {
-                fprintf (stderr, "moat: spec: --bundle must not be empty\n");
+                moat_cli_error ("spec: --bundle must not be empty");
                 return 1;
         }
         path = bundle ? xasprintf_r ("%s/config.json", bundle) : xstrdup ("config.json");
         if (bundle && access (bundle, F_OK) < 0) {
-                fprintf (stderr, "moat: spec: bundle %s: %s\n", bundle, strerror (errno));
+                moat_cli_error ("spec: bundle %s: %s", bundle, strerror (errno));
                 return 1;
         }
         fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) {
                 if (errno == EEXIST)
-                        fprintf (stderr, "moat: spec: File %s exists. Remove it first\n", path);
+                        moat_cli_error ("spec: File %s exists. Remove it first", path);
                 else
-                        fprintf (stderr, "moat: spec: create %s: %s\n", path, strerror (errno));
+                        moat_cli_error ("spec: create %s: %s", path, strerror (errno));
                 return 1;
         }
         json = moat_spec_default (rootless, geteuid (), getegid ());
         len = strlen (json);
         if (write_all (fd, json, len) != (ssize_t)len || close (steal_fd (&fd)) < 0) {
-                fprintf (stderr, "moat: spec: write %s: %s\n", path, strerror (errno));
+                moat_cli_error ("spec: write %s: %s", path, strerror (errno));
                 unlink (path);
                 return 1;
         }

@@ -95,7 +95,7 @@ moat_cmd_start (struct moat_global *g, int argc, char **argv)
                 return 0;
         }
         if (argc != 2 || argv[1][0] == '-') {
-                fprintf (stderr, "moat: start: expected exactly one container ID (usage: moat start ID)\n");
+                moat_cli_error ("start: expected exactly one container ID (usage: moat start ID)");
                 return 1;
         }
         if (moat_cli_start (g, argv[1], &err) < 0) {

@@ -22,7 +22,7 @@ moat_cmd_state (struct moat_global *g, int argc, char **argv)
                 return 0;
         }
         if (argc != 2 || argv[1][0] == '-') {
-                fprintf (stderr, "moat: state: expected exactly one container ID (usage: moat state ID)\n");
+                moat_cli_error ("state: expected exactly one container ID (usage: moat state ID)");
                 return 1;
         }
         if (moat_state_load (g->root, argv[1], &st, &err) < 0) {

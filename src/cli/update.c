@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "cli.h"
 #include "moat/container.h"
+#include "moat/json_gen.h"
+#include "moat/log.h"
 #include "moat/oci.h"
 #include "moat/resources.h"
 #include "moat/ttrpc.h"
@@ -32,8 +36,111 @@ usage (FILE *f)
                     "  --cpu-share N           relative CPU weight (also --cpu-shares)\n"
                     "  --cpuset-cpus LIST      CPUs of the guest to use (e.g. 0-1)\n"
                     "  --cpuset-mems LIST      memory nodes of the guest to use\n\n"
-                    "Not supported (refused): --blkio-weight, --cpu-rt-period, --cpu-rt-runtime,\n"
-                    "--l3-cache-schema, --mem-bw-schema.\n");
+                    "Accepted and ignored with a warning (the guest has no such control):\n"
+                    "--blkio-weight, --cpu-rt-period, --cpu-rt-runtime, --kernel-memory,\n"
+                    "--kernel-memory-tcp. Refused (no Intel RDT in the guest): --l3-cache-schema,\n"
+                    "--mem-bw-schema. Without any option, update changes nothing (as runc).\n");
+}
+
+static bool
+update_flags_given (const struct moat_update_flags *f)
+{
+        return f->memory || f->memory_swap || f->memory_reservation || f->pids_limit || f->cpu_quota || f->cpu_period ||
+               f->cpu_shares || f->cpuset_cpus || f->cpuset_mems;
+}
+
+/* runc reads a zero (or "") in these fields of an update as "leave it as
+ * it is": Docker sends {"memory":{"limit":0,...},"cpu":{"quota":0,...}}
+ * for `docker update --blkio-weight N`, and containerd and the CRI send
+ * whole resource objects. The agent would apply them literally
+ * (memory.max 0 kills the container), so they are dropped here. */
+static bool
+unchanged_field (const char *section, const char *key, yajl_val v)
+{
+        static const struct {
+                const char *section, *key;
+        } zero_means_unchanged[] = {
+                {"memory", "limit"},        {"memory", "reservation"}, {"memory", "swap"},        {"memory", "kernel"},
+                {"memory", "kernelTCP"},    {"cpu", "shares"},         {"cpu", "quota"},          {"cpu", "period"},
+                {"cpu", "realtimeRuntime"}, {"cpu", "realtimePeriod"}, {"cpu", "cpus"},           {"cpu", "mems"},
+                {"pids", "limit"},          {"blockIO", "weight"},     {"blockIO", "leafWeight"},
+        };
+        bool zero = YAJL_IS_NULL (v) || (YAJL_IS_STRING (v) && *YAJL_GET_STRING (v) == '\0') ||
+                    (YAJL_IS_NUMBER (v) && strspn (YAJL_GET_NUMBER (v), "-0.eE+") == strlen (YAJL_GET_NUMBER (v)));
+
+        if (!zero)
+                return false;
+        for (size_t i = 0; i < sizeof zero_means_unchanged / sizeof zero_means_unchanged[0]; i++)
+                if (strcmp (section, zero_means_unchanged[i].section) == 0 &&
+                    strcmp (key, zero_means_unchanged[i].key) == 0)
+                        return true;
+        return false;
+}
+
+/* Writes v; in the members of an object named `section` at the top level,
+ * the fields unchanged_field() names are left out. */
+static void
+gen_value (yajl_gen g, yajl_val v, const char *section)
+{
+        if (YAJL_IS_OBJECT (v)) {
+                yajl_gen_map_open (g);
+                for (size_t i = 0; i < v->u.object.len; i++) {
+                        const char *k = v->u.object.keys[i];
+                        if (section && unchanged_field (section, k, v->u.object.values[i]))
+                                continue;
+                        moat_gen_str (g, k);
+                        /* only the top level's members are sections */
+                        gen_value (g, v->u.object.values[i], section ? NULL : k);
+                }
+                yajl_gen_map_close (g);
+        } else if (YAJL_IS_ARRAY (v)) {
+                yajl_gen_array_open (g);
+                for (size_t i = 0; i < v->u.array.len; i++)
+                        gen_value (g, v->u.array.values[i], NULL);
+                yajl_gen_array_close (g);
+        } else if (YAJL_IS_STRING (v))
+                moat_gen_str (g, YAJL_GET_STRING (v));
+        else if (YAJL_IS_NUMBER (v))
+                yajl_gen_number (g, YAJL_GET_NUMBER (v), strlen (YAJL_GET_NUMBER (v)));
+        else if (YAJL_IS_TRUE (v))
+                yajl_gen_bool (g, 1);
+        else if (YAJL_IS_FALSE (v))
+                yajl_gen_bool (g, 0);
+        else
+                yajl_gen_null (g);
+}
+
+/* The resources JSON without the fields runc would leave unchanged, and
+ * without "devices". */
+static int
+drop_unchanged (const char *json, char **out, moat_error_t *err)
+{
+        char ebuf[256] = "";
+        yajl_val tree = yajl_tree_parse (json, ebuf, sizeof ebuf);
+        yajl_gen g;
+        const unsigned char *buf;
+        size_t len;
+
+        if (tree == NULL || !YAJL_IS_OBJECT (tree)) {
+                yajl_tree_free (tree);
+                return moat_make_error (err, 0, "resources: expected a JSON object%s%s", *ebuf ? ": " : "", ebuf);
+        }
+        g = yajl_gen_alloc (NULL);
+        yajl_gen_map_open (g);
+        for (size_t i = 0; i < tree->u.object.len; i++) {
+                /* runc's update never changes the device rules (containerd
+                 * and the CRI send the container's whole list back) */
+                if (strcmp (tree->u.object.keys[i], "devices") == 0)
+                        continue;
+                moat_gen_str (g, tree->u.object.keys[i]);
+                gen_value (g, tree->u.object.values[i], tree->u.object.keys[i]);
+        }
+        yajl_gen_map_close (g);
+        yajl_gen_get_buf (g, &buf, &len);
+        *out = xstrndup ((const char *)buf, len);
+        yajl_gen_free (g);
+        yajl_tree_free (tree);
+        return 0;
 }
 
 enum {
@@ -46,6 +153,7 @@ enum {
         O_SHARES,
         O_CPUS,
         O_MEMS,
+        O_IGNORED,
         O_UNSUPPORTED,
 };
 
@@ -64,9 +172,11 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
                 {"cpu-shares", required_argument, NULL, O_SHARES},
                 {"cpuset-cpus", required_argument, NULL, O_CPUS},
                 {"cpuset-mems", required_argument, NULL, O_MEMS},
-                {"blkio-weight", required_argument, NULL, O_UNSUPPORTED},
-                {"cpu-rt-period", required_argument, NULL, O_UNSUPPORTED},
-                {"cpu-rt-runtime", required_argument, NULL, O_UNSUPPORTED},
+                {"blkio-weight", required_argument, NULL, O_IGNORED},
+                {"cpu-rt-period", required_argument, NULL, O_IGNORED},
+                {"cpu-rt-runtime", required_argument, NULL, O_IGNORED},
+                {"kernel-memory", required_argument, NULL, O_IGNORED},
+                {"kernel-memory-tcp", required_argument, NULL, O_IGNORED},
                 {"l3-cache-schema", required_argument, NULL, O_UNSUPPORTED},
                 {"mem-bw-schema", required_argument, NULL, O_UNSUPPORTED},
                 {"help", no_argument, NULL, 'h'},
@@ -75,7 +185,7 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         struct moat_update_flags f = {0};
         const char *resources = NULL, *id;
         cleanup_error moat_error_t err = NULL;
-        cleanup_free char *json = NULL;
+        cleanup_free char *json = NULL, *sent = NULL;
         struct moat_state *st = NULL;
         struct ttrpc_client *client = NULL;
         int c, idx = 0, rc = 1;
@@ -114,22 +224,28 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
                 case O_MEMS:
                         f.cpuset_mems = optarg;
                         break;
+                case O_IGNORED:
+                        /* runc ignores kernel memory with a warning, and the
+                         * real-time knobs on cgroup v2. The guest's cgroup
+                         * has no rt or io weight either: warn and go on, as
+                         * for the same fields in --resources JSON (which
+                         * is how containerd sends them). */
+                        moat_warn ("update: --%s is ignored: the guest's cgroup has no such control", opts[idx].name);
+                        break;
                 case O_UNSUPPORTED:
-                        fprintf (stderr,
-                                 "moat: update: --%s is not supported by moat (the guest has no such control)\n",
-                                 opts[idx].name);
+                        moat_cli_error ("update: --%s: Intel RDT is not enabled in the guest", opts[idx].name);
                         return 1;
                 case 'h':
                         usage (stdout);
                         return 0;
                 default:
-                        fprintf (stderr, "moat: update: unknown option or missing value: %s (see moat update --help)\n",
-                                 argv[optind - 1]);
+                        moat_cli_error ("update: unknown option or missing value: %s (see moat update --help)",
+                                        argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind + 1 != argc) {
-                fprintf (stderr, "moat: update: expected exactly one container ID (usage: moat update [options] ID)\n");
+                moat_cli_error ("update: expected exactly one container ID (usage: moat update [options] ID)");
                 return 1;
         }
         id = argv[optind];
@@ -156,12 +272,25 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
                 if (oci_resources_parse (json, what, &res, &err) < 0)
                         goto fail;
                 oci_resources_free (res);
+        } else if (!update_flags_given (&f)) {
+                /* runc: nothing to change is not an error, but the
+                 * container must still be there and running */
+                if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
+                        goto fail;
+                moat_debug ("update %s: no limit given, nothing changed", id);
+                rc = 0;
+                goto fail;
         } else if (moat_update_resources_json (&f, &json, &err) < 0)
                 goto fail;
 
+        if (drop_unchanged (json, &sent, &err) < 0)
+                goto fail;
+        moat_debug ("update %s: %s", id, sent);
+        if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
+                goto fail;
         if (moat_container_open (g->root, id, &st, &client, &err) < 0)
                 goto fail;
-        if (moat_agent_call_update (client, id, json, &err) < 0)
+        if (moat_agent_call_update (client, id, sent, &err) < 0)
                 goto fail;
         rc = 0;
 fail:

@@ -79,8 +79,12 @@ moat_log (enum moat_log_level lvl, const char *fmt, ...)
                 fprintf (f, "{\"level\":\"%s\",\"msg\":\"", names[lvl]);
                 json_escape (f, msg);
                 fprintf (f, "\",\"time\":\"%s.%09ldZ\"}\n", tbuf, ts.tv_nsec);
-        } else
-                fprintf (f, "%s.%09ldZ %s: %s\n", tbuf, ts.tv_nsec, names[lvl], msg);
+        } else {
+                /* logrus's text format, as runc writes it */
+                fprintf (f, "time=\"%s.%09ldZ\" level=%s msg=\"", tbuf, ts.tv_nsec, names[lvl]);
+                json_escape (f, msg);
+                fputs ("\"\n", f);
+        }
         fclose (f);
         if (log_fd >= 0) {
                 if (write (log_fd, line, len) < 0) {

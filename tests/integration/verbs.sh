@@ -158,8 +158,8 @@ for verb in ps pause resume update events; do
 done
 fails "pause: needs an id" 'expected exactly one container ID' moat pause
 fails "update: invalid --memory is named" '--memory: invalid size "12x"' moat update --memory 12x nosuch
-fails "update: unsupported --blkio-weight is refused" 'not supported' moat update --blkio-weight 100 nosuch
-fails "update: nothing to update" 'nothing to update' moat update nosuch
+fails "update: --l3-cache-schema is refused (no Intel RDT)" 'Intel RDT' moat update --l3-cache-schema L3:0=f nosuch
+fails "update without options: the id is still checked" 'does not exist' moat update nosuch
 fails "update: invalid --resources JSON is named" '--resources' sh -c "echo '{\"memory\":{\"limit\":\"x\"}}' | \"\$0\" --root \"\$1\" update -r - nosuch" "$MOAT" "$ROOT"
 fails "events: invalid --interval is named" '--interval: invalid duration "5x"' moat events --interval 5x nosuch
 fails "ps: host ps options are refused" 'not supported' moat ps nosuch -- -o pid
@@ -282,14 +282,14 @@ sleep 1.5
 t2=$(ticks)
 c2=$(moat events --stats "$ID" | jq .data.cpu.usage.total)
 expect_eq "pause: the container makes no progress" "$t1 $c1" "$t2 $c2"
-fails "pause twice fails" 'already paused' moat pause "$ID"
+fails "pause twice fails" 'container not running (status: paused)' moat pause "$ID"
 expect_eq "pause twice: still paused" paused "$(moat state "$ID" | jq -r .status)"
 moat resume "$ID"
 expect_eq "resume exits 0" 0 $?
 expect_eq "resume: state says running" running "$(moat state "$ID" | jq -r .status)"
 ticks_past() { [ "$(ticks)" -gt "$1" ]; }
 if wait_for 10 ticks_past "$t2"; then ok "resume: the container runs again"; else not_ok "resume: the container runs again"; fi
-fails "resume of a running container fails" 'is not paused' moat resume "$ID"
+fails "resume of a running container fails" 'container not paused' moat resume "$ID"
 
 # a stopped container
 "$MOAT" --root "$ROOT" events --interval 300ms "$ID" >"$WORK/events2.out" 2>&1 &
@@ -306,8 +306,8 @@ fi
 wait_for 15 sh -c "\"$MOAT\" --root \"$ROOT\" list --format json | jq -e '.[0].status == \"stopped\"' >/dev/null"
 expect_eq "list: stopped once the container exited (pid 0)" "stopped 0" \
     "$(moat list --format json | jq -r '.[0] | "\(.status) \(.pid)"')"
-fails "pause of a stopped container fails" 'is not running (status: stopped)' moat pause "$ID"
-fails "ps of a stopped container fails" 'is not running' moat ps "$ID"
-fails "update of a stopped container fails" 'is not running' moat update --memory 1g "$ID"
+fails "pause of a stopped container fails" 'container not running (status: stopped)' moat pause "$ID"
+expect_eq "ps of a stopped container: no pids (as runc)" '[]' "$(moat ps --format json "$ID")"
+fails "update of a stopped container fails" 'container not running' moat update --memory 1g "$ID"
 moat delete "$ID"
 expect_eq "list: empty after delete" '' "$(moat list -q)"
