@@ -17,9 +17,13 @@
 void moat_stop_process (pid_t pid, unsigned long long start, int sig, int timeout_ms);
 
 /* Powers the VM off (DestroySandbox, else SIGKILL), kills the stand-in and
- * moat-vsock, detaches the share and removes the host cgroup. Leaves the
- * state directory (the caller runs poststop hooks, then removes it). The
- * first error is returned, but every step is tried. */
+ * moat-vsock, then any process of the sandbox the state does not name (a
+ * create killed before saving the pids: they run in the state directory
+ * and name it on their command line), detaches the share and removes the
+ * host cgroup (for a "creating" state without one, the path its saved
+ * config names, if empty). Leaves the state directory (the caller runs
+ * poststop hooks, then removes it). The first error is returned, but
+ * every step is tried. */
 int moat_sandbox_teardown (const char *root, const struct moat_state *st, moat_error_t *err);
 
 #endif

@@ -48,6 +48,13 @@ struct moat_sandbox {
         struct moat_agent *agent;
         char *kernel_release;
         int64_t t_launch, t_ready; /* now_ms() at VM launch, agent answered */
+        /* Called by moat_sandbox_destroy once the VM, moat-vsock, the share
+         * and the host cgroup (state.cgroup) are gone, before the state
+         * directory is removed and the lock released: where create's
+         * failure path runs the poststop hooks (runtime.md: after the
+         * container is deleted). NULL: nothing. */
+        void (*on_destroyed) (struct moat_sandbox *sb, void *ctx);
+        void *on_destroyed_ctx;
 };
 
 /* Checks what a VM cannot do (host devices...) before anything starts. */
@@ -66,7 +73,9 @@ bool moat_sandbox_vm_exited (struct moat_sandbox *sb, int *status);
 
 /* Tears everything down: asks the guest to power off (if the agent is
  * connected), waits for the VMM (bounded, then SIGKILL), stops moat-vsock,
- * detaches the staged mounts, removes the state dir and frees sb. */
+ * detaches the staged mounts, removes the host cgroup (state.cgroup),
+ * calls sb->on_destroyed, removes the state dir and frees sb. The caller
+ * stops the stand-in it forked first. */
 void moat_sandbox_destroy (struct moat_sandbox *sb);
 
 /* "...last lines of the console log..." for error messages (malloc'd). */

@@ -32,6 +32,7 @@ struct moat_state {
         char *cgroup;       /* host cgroup path (relative to each hierarchy), NULL if none */
         char *vsock_socket; /* hybrid vsock socket path */
         char *console_log;
+        char *dir; /* <root>/<id>, set by moat_state_load (not stored) */
 };
 
 /* Validates a container id: not empty, not "." or "..", at most 1024
@@ -41,13 +42,17 @@ int moat_state_validate_id (const char *id, moat_error_t *err);
 /* <root>/<id> (malloc'd). */
 char *moat_state_dir (const char *root, const char *id);
 
-/* Creates <root> (0700) if needed and <root>/<id> exclusively; takes the
- * lock (fd in *lock_fd). An existing id fails with EEXIST and the message
+/* Creates <root> (0700) if needed and <root>/<id> exclusively, and its
+ * lock file (only create makes one); takes the lock (fd in *lock_fd, to be
+ * held until the state says created, and never inherited by a process
+ * that outlives create: "creating" with the lock free means the create
+ * died). An existing id fails with EEXIST and the message
  * 'container "<id>" already exists'. */
 int moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t *err);
 
-/* Takes the lock of an existing container (LOCK_EX; nonblocking: EWOULDBLOCK
- * if another moat holds it). */
+/* Takes the lock of an existing container (LOCK_EX, waiting for whoever
+ * holds it). A container deleted while we waited 'does not exist' (ENOENT),
+ * and a lock taken is always the one of the directory now at <root>/<id>. */
 int moat_state_lock (const char *root, const char *id, int *lock_fd, moat_error_t *err);
 
 /* Writes <root>/<id>/state.json atomically (write + rename). */
@@ -60,11 +65,14 @@ char *moat_state_to_json (const struct moat_state *st, int pretty);
  * status replaced by `status` when not NULL; malloc'd. */
 char *moat_state_to_oci_json (const struct moat_state *st, const char *status, int pretty);
 /* The status as it is now: the stored one, or "stopped" once the stand-in
- * (pid) or the VMM is gone, whatever was stored. */
+ * (pid) or the VMM is gone, whatever was stored. "creating" is only true
+ * while a create holds the lock: once nobody but us holds it (the create
+ * was killed), the container is "stopped" (needs st->dir, from load). */
 const char *moat_state_live_status (const struct moat_state *st);
 void moat_state_free (struct moat_state *st);
 
-/* Removes <root>/<id> (never crossing mount points). */
+/* Removes <root>/<id> (never crossing mount points). Callers hold the lock
+ * and remove the state last: the id is free once it is gone. */
 int moat_state_remove (const char *root, const char *id, moat_error_t *err);
 
 /* Start time of a process (jiffies since boot), 0 if it does not exist. */

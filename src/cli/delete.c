@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* moat delete [--force|-f] ID: delete a stopped container: power its VM
  * off (if the stand-in left it on), stop moat-vsock, detach the share,
- * remove the host cgroup, run the poststop hooks and remove the state.
+ * remove the host cgroup, then run the poststop hooks, then remove the
+ * state.
  * A created, running or paused container is refused without --force (the
- * runtime spec says so for created too; runc deletes those). --force kills
+ * runtime spec says so for created too; runc deletes those). A create
+ * killed before the container existed leaves "creating" with nobody
+ * holding the lock: that is stopped, and a plain delete cleans it. --force kills
  * what is left even when the VMM or the stand-in died, and succeeds for an
  * unknown ID, as runc does. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "moat/hooks.h"
@@ -33,36 +37,52 @@ moat_cli_delete (struct moat_global *g, const char *id, bool force, moat_error_t
 
         if (moat_state_validate_id (id, err) < 0)
                 return -1;
-        if (moat_state_lock (g->root, id, &lock, err) < 0)
-                goto missing;
-        if (moat_state_load (g->root, id, &st, err) < 0) {
-                /* a create that died before writing its state leaves an
-                 * empty directory: --force removes it */
-                if (force && (*err)->errno_ == ENOENT) {
+        dir = moat_state_dir (g->root, id);
+        if (moat_state_lock (g->root, id, &lock, err) < 0) {
+                /* --force: a create killed between making the directory
+                 * and its lock left an empty directory; nothing else is
+                 * there (a create still that far fails on its own) */
+                if (force && (*err)->errno_ == ENOENT && access (dir, F_OK) == 0) {
                         moat_error_release (err);
-                        if (moat_state_remove (g->root, id, err) < 0)
-                                return -1;
-                        return 0;
+                        return moat_state_remove (g->root, id, err);
                 }
                 goto missing;
         }
+        if (moat_state_load (g->root, id, &st, err) < 0) {
+                /* a create that died before writing its state leaves a
+                 * directory with the lock only: --force removes it */
+                if (force && (*err)->errno_ == ENOENT) {
+                        moat_error_release (err);
+                        return moat_state_remove (g->root, id, err);
+                }
+                goto missing;
+        }
+        /* "creating" counts as stopped here: we hold the lock, so the
+         * create that wrote it is gone */
         status = moat_state_live_status (st);
         if (strcmp (status, "stopped") != 0 && !force) {
                 moat_make_error (err, 0, "cannot delete a container that is not stopped (%s); use --force", status);
                 goto out;
         }
-        dir = moat_state_dir (g->root, id);
         if (oci_config_load (dir, &cfg, &e) < 0) {
-                moat_warn ("%s: poststop hooks skipped: %s", id, e->msg);
+                /* a create killed early had not saved the config yet */
+                if (strcmp (st->status ? st->status : "", "creating") == 0)
+                        moat_debug ("%s: no poststop hooks: %s", id, e->msg);
+                else
+                        moat_warn ("%s: poststop hooks skipped: %s", id, e->msg);
                 moat_error_release (&e);
         }
+        /* 1. everything on the host: VM, stand-in, moat-vsock, strays,
+         * mounts, cgroup (a failure keeps the state: delete can retry) */
         if (moat_sandbox_teardown (g->root, st, err) < 0)
                 goto out;
-        /* poststop: after the container is gone, before delete returns; a
-         * failing hook is only a warning and the others still run */
+        /* 2. poststop (runtime.md: after the container is deleted), with
+         * the saved state as stopped; a failing hook is only a warning and
+         * the others still run */
         st->pid = 0;
         sj = moat_state_to_oci_json (st, "stopped", 0);
         moat_hooks_run (cfg, OCI_HOOK_POSTSTOP, sj, true, NULL, &e);
+        /* 3. the state, last: the id is free once it is gone */
         if (moat_state_remove (g->root, id, err) < 0)
                 goto out;
         rc = 0;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "moat/hostcgroup.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
 #include "moat/paths.h"
@@ -402,6 +403,12 @@ moat_sandbox_destroy (struct moat_sandbox *sb)
                 moat_warn ("%s: %s", sb->id, e->msg);
                 moat_error_release (&e);
         }
+        if (sb->state.cgroup && moat_hostcg_remove (sb->state.cgroup, 2000, &e) < 0) {
+                moat_warn ("%s: %s", sb->id, e->msg);
+                moat_error_release (&e);
+        }
+        if (sb->on_destroyed)
+                sb->on_destroyed (sb, sb->on_destroyed_ctx);
         if (sb->state_created && moat_state_remove (sb->root, sb->id, &e) < 0) {
                 moat_warn ("%s", e->msg);
                 moat_error_release (&e);

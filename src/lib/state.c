@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -49,23 +51,33 @@ moat_state_dir (const char *root, const char *id)
         return xasprintf_r ("%s/%s", root, id);
 }
 
-static int
-lock_file (const char *dir, int nonblock, int *lock_fd, moat_error_t *err)
+/* fd and path name the same file (a directory removed, or removed and
+ * made again, while we waited for its lock fails this). */
+static bool
+same_file (int fd, const char *path)
 {
-        cleanup_free char *p = xasprintf_r ("%s/lock", dir);
-        cleanup_close int fd = open (p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return moat_make_error (err, errno, "open %s", p);
-        if (flock (fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) < 0)
-                return moat_make_error (err, errno, "lock %s", p);
-        *lock_fd = steal_fd (&fd);
-        return 0;
+        struct stat a, b;
+        if (fstat (fd, &a) < 0 || stat (path, &b) < 0)
+                return false;
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static int
+flock_retry (int fd, int op)
+{
+        int r;
+        do
+                r = flock (fd, op);
+        while (r < 0 && errno == EINTR);
+        return r;
 }
 
 int
 moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t *err)
 {
         cleanup_free char *dir = NULL;
+        cleanup_free char *lock = NULL;
+        cleanup_close int fd = -1;
 
         if (moat_state_validate_id (id, err) < 0)
                 return -1;
@@ -80,13 +92,28 @@ moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t 
                 }
                 return moat_make_error (err, errno, "mkdir %s", dir);
         }
-        if (lock_file (dir, 1, lock_fd, err) < 0) {
-                /* leave no "lock" behind: the id would stay taken */
-                cleanup_free char *lock = xasprintf_r ("%s/lock", dir);
+        /* Only create makes the lock file (O_EXCL: it is ours). Another
+         * command may open it and lock it first: it finds no state.json
+         * and lets go, or (delete --force) removes the directory. So we
+         * wait for the lock and check that the directory is still ours. */
+        lock = xasprintf_r ("%s/lock", dir);
+        fd = open (lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                int e = errno;
+                if (e == ENOENT) /* a delete --force removed it already */
+                        return moat_make_error (err, 0, "container \"%s\" was deleted while it was being created", id);
+                rmdir (dir); /* leave no directory behind: the id would stay taken */
+                return moat_make_error (err, e, "create %s", lock);
+        }
+        if (flock_retry (fd, LOCK_EX) < 0) {
+                int e = errno;
                 unlink (lock);
                 rmdir (dir);
-                return -1;
+                return moat_make_error (err, e, "lock %s", lock);
         }
+        if (!same_file (fd, lock))
+                return moat_make_error (err, 0, "container \"%s\" was deleted while it was being created", id);
+        *lock_fd = steal_fd (&fd);
         return 0;
 }
 
@@ -94,13 +121,78 @@ int
 moat_state_lock (const char *root, const char *id, int *lock_fd, moat_error_t *err)
 {
         cleanup_free char *dir = moat_state_dir (root, id);
-        struct stat st;
-        if (stat (dir, &st) < 0) {
-                if (errno == ENOENT)
-                        return not_exist (id, err);
-                return moat_make_error (err, errno, "stat %s", dir);
+        cleanup_free char *lock = xasprintf_r ("%s/lock", dir);
+
+        for (;;) {
+                cleanup_close int fd = open (lock, O_RDWR | O_CLOEXEC);
+                if (fd < 0) {
+                        /* no lock file: no container, or one whose create
+                         * has not got that far (it owns the directory) */
+                        if (errno == ENOENT || errno == ENOTDIR)
+                                return not_exist (id, err);
+                        return moat_make_error (err, errno, "open %s", lock);
+                }
+                if (flock_retry (fd, LOCK_EX) < 0)
+                        return moat_make_error (err, errno, "lock %s", lock);
+                if (same_file (fd, lock)) {
+                        *lock_fd = steal_fd (&fd);
+                        return 0;
+                }
+                /* deleted while we waited (maybe made again): look again */
         }
-        return lock_file (dir, 0, lock_fd, err);
+}
+
+/* One of our own open files is fd's file and holds a lock on it (the
+ * kernel lists the locks an open file holds in /proc/self/fdinfo). */
+static bool
+locked_by_us (int fd)
+{
+        struct stat want;
+        DIR *d;
+        struct dirent *de;
+        bool found = false;
+
+        if (fstat (fd, &want) < 0)
+                return false;
+        d = opendir ("/proc/self/fd");
+        if (d == NULL)
+                return false;
+        while (!found && (de = readdir (d)) != NULL) {
+                char path[64];
+                cleanup_free char *info = NULL;
+                cleanup_error moat_error_t e = NULL;
+                struct stat st;
+                int n;
+                if (de->d_name[0] == '.')
+                        continue;
+                n = atoi (de->d_name);
+                if (n == fd || n == dirfd (d) || fstat (n, &st) < 0)
+                        continue;
+                if (st.st_dev != want.st_dev || st.st_ino != want.st_ino)
+                        continue;
+                snprintf (path, sizeof path, "/proc/self/fdinfo/%d", n);
+                if (read_file (path, &info, NULL, &e) == 0 &&
+                    (strncmp (info, "lock:", 5) == 0 || strstr (info, "\nlock:")))
+                        found = true;
+        }
+        closedir (d);
+        return found;
+}
+
+/* Nobody but (maybe) this process holds <dir>/lock: a "creating" state
+ * whose create is gone. */
+static bool
+creator_gone (const char *dir)
+{
+        cleanup_free char *lock = xasprintf_r ("%s/lock", dir);
+        cleanup_close int fd = open (lock, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return true;
+        /* shared: probes do not conflict with one another; every holder
+         * takes it exclusively */
+        if (flock (fd, LOCK_SH | LOCK_NB) == 0)
+                return true; /* released by the close */
+        return locked_by_us (fd);
 }
 
 static char *
@@ -223,6 +315,10 @@ const char *
 moat_state_live_status (const struct moat_state *st)
 {
         const char *s = st->status ? st->status : "stopped";
+        /* a create killed before the container existed: its init never
+         * ran, which runc calls stopped */
+        if (strcmp (s, "creating") == 0 && st->dir && creator_gone (st->dir))
+                return "stopped";
         if (strcmp (s, "created") == 0 || strcmp (s, "running") == 0 || strcmp (s, "paused") == 0) {
                 if (!moat_pid_alive (st->pid, st->pid_start))
                         return "stopped";
@@ -322,6 +418,7 @@ moat_state_load (const char *root, const char *id, struct moat_state **out, moat
         yajl_tree_free (t);
         if (st->id == NULL)
                 st->id = xstrdup (id);
+        st->dir = steal_pointer (&dir);
         *out = st;
         return 0;
 }
@@ -342,6 +439,7 @@ moat_state_free (struct moat_state *st)
         free (st->vsock_socket);
         free (st->console_log);
         free (st->cgroup);
+        free (st->dir);
         free (st);
 }
 
