@@ -81,17 +81,38 @@ check_namespaces (struct oci_linux *l, moat_error_t *err)
         return 0;
 }
 
+/* Drops a reserved entry whose create failed: nobody else can hold it
+ * (lookups skip creating entries, RemoveContainer refuses them). */
+static void
+abandon (struct agent_container *c)
+{
+        moat_error_t e = NULL;
+
+        pthread_mutex_lock (&agent_lock);
+        agent_container_unlink (c);
+        pthread_mutex_unlock (&agent_lock);
+        if (c->cgroup_path) {
+                agent_cgroup_kill (c->cgroup_path, SIGKILL, &e);
+                moat_error_release (&e);
+                if (agent_cgroup_destroy (c->cgroup_path, &e) < 0) {
+                        agent_log ("%s", e->msg);
+                        moat_error_release (&e);
+                }
+        }
+        agent_container_free (c);
+}
+
 int
 agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
                         struct agent_stdio *stdio, struct agent_container **out, int *tty_master, moat_error_t *err)
 {
-        struct agent_container *c = NULL;
+        struct agent_container *c = NULL, *old;
         struct oci_config *cfg = NULL;
         struct spawn_request req = {0};
         struct statfs sfs;
         struct stat st;
         pid_t pid;
-        int e;
+        int e, sync_fd = -1;
 
         *tty_master = -1;
         if (!valid_id (id))
@@ -112,16 +133,35 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         c->config = cfg;
         c->sync_fd = -1;
         c->state = CONTAINER_CREATED;
+        c->creating = true;
         c->bundle = xstrdup (host_bundle && *host_bundle ? host_bundle : bundle_dir ? bundle_dir : "");
         if (cfg->root_path[0] == '/' || bundle_dir == NULL)
                 c->rootfs = xstrdup (cfg->root_path);
         else
                 c->rootfs = xasprintf_r ("%s/%s", bundle_dir, cfg->root_path);
+
+        /* Reserve the id before touching anything named after it (the
+         * cgroup): a second create of a live id must not reuse its cgroup. */
+        pthread_mutex_lock (&agent_lock);
+        old = agent_container_find_any (id);
+        if (old) {
+                bool creating = old->creating, removing = old->removing;
+                pthread_mutex_unlock (&agent_lock);
+                agent_container_free (c);
+                if (creating)
+                        return moat_make_error (err, EEXIST, "container %s is already being created", id);
+                if (removing)
+                        return moat_make_error (err, EEXIST, "container %s already exists (it is being removed)", id);
+                return moat_make_error (err, EEXIST, "container %s already exists", id);
+        }
+        agent_container_add (c);
+        pthread_mutex_unlock (&agent_lock);
+
         /* save errno first: st is not filled in when stat fails */
         e = stat (c->rootfs, &st) < 0 ? errno : S_ISDIR (st.st_mode) ? 0 : ENOTDIR;
         if (e != 0) {
                 moat_make_error (err, e, "root.path %s", c->rootfs);
-                agent_container_free (c);
+                abandon (c);
                 return -1;
         }
         if (statfs (agent_cgroup_root (), &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC)
@@ -129,20 +169,9 @@ agent_container_create (const char *id, const char *config_json, const char *bun
                            "MOAT_AGENT_CGROUP_ROOT)",
                            agent_cgroup_root (), id);
         else if (agent_cgroup_create (id, cfg, &c->cgroup_path, err) < 0) {
-                agent_container_free (c);
+                abandon (c);
                 return moat_error_wrap (err, "create %s", id);
         }
-
-        pthread_mutex_lock (&agent_lock);
-        if (agent_container_find (id)) {
-                pthread_mutex_unlock (&agent_lock);
-                if (c->cgroup_path)
-                        rmdir (c->cgroup_path);
-                agent_container_free (c);
-                return moat_make_error (err, EEXIST, "container %s already exists", id);
-        }
-        agent_container_add (c);
-        pthread_mutex_unlock (&agent_lock);
 
         req.config = cfg;
         req.process = cfg->process;
@@ -153,22 +182,23 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         req.hold = true;
         req.container_id = c->id;
         req.host_bundle = c->bundle;
-        if (agent_spawn (&req, c, "-", &pid, &c->sync_fd, tty_master, err) < 0) {
-                moat_error_t e2 = NULL;
-                pthread_mutex_lock (&agent_lock);
-                agent_container_unlink (c);
-                pthread_mutex_unlock (&agent_lock);
-                if (c->cgroup_path) {
-                        agent_cgroup_kill (c->cgroup_path, SIGKILL, &e2);
-                        moat_error_release (&e2);
-                        if (agent_cgroup_destroy (c->cgroup_path, &e2) < 0) {
-                                agent_log ("%s", e2->msg);
-                                moat_error_release (&e2);
-                        }
-                }
-                agent_container_free (c);
+        if (agent_spawn (&req, c, "-", &pid, &sync_fd, tty_master, err) < 0) {
+                abandon (c);
                 return moat_error_wrap (err, "create %s", id);
         }
+        pthread_mutex_lock (&agent_reap_lock);
+        pthread_mutex_lock (&agent_lock);
+        if (c->init)
+                agent_process_publish_locked (c->init);
+        /* (the reaper closes c->sync_fd when the init exits: set it under the lock) */
+        if (c->init && !c->init->exited)
+                c->sync_fd = sync_fd;
+        else
+                close (sync_fd);
+        c->creating = false;
+        c->refs++; /* the caller's */
+        pthread_mutex_unlock (&agent_lock);
+        pthread_mutex_unlock (&agent_reap_lock);
         agent_log ("container %s created, init pid %d", id, pid);
         *out = c;
         return 0;
@@ -179,17 +209,21 @@ agent_container_create (const char *id, const char *config_json, const char *bun
 static void
 stop_held (struct agent_container *c)
 {
+        struct agent_process *init;
         int fd;
 
         pthread_mutex_lock (&agent_lock);
         fd = steal_fd (&c->sync_fd);
         c->starting = false;
-        if (c->init && !c->init->exited)
-                kill (c->init->pid, SIGKILL);
+        init = c->init;
+        pthread_mutex_unlock (&agent_lock);
+        if (init)
+                agent_process_kill (init, SIGKILL);
         if (fd >= 0)
                 close (fd); /* the held init sees EOF and gives up, too */
-        if (c->init)
-                agent_process_wait_locked (c, c->init, 5000);
+        pthread_mutex_lock (&agent_lock);
+        if (init)
+                agent_process_wait_locked (c, init, 5000);
         pthread_mutex_unlock (&agent_lock);
 }
 
@@ -231,38 +265,63 @@ agent_container_start (struct agent_container *c, moat_error_t *err)
         return 0;
 }
 
+/* Removes entry p from c->execs and frees it; agent_lock held, p unpublished. */
+static void
+drop_exec_locked (struct agent_container *c, struct agent_process *p)
+{
+        for (struct agent_process **pp = &c->execs; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        agent_process_free (p);
+                        return;
+                }
+}
+
 int
 agent_container_exec (struct agent_container *c, const char *exec_id, const char *process_json,
                       struct agent_stdio *stdio, pid_t *pid_out, int *tty_master, moat_error_t *err)
 {
         struct oci_process *proc = NULL;
         struct spawn_request req = {0};
+        struct agent_process *slot, *p = NULL;
+        const char *why = NULL;
         pid_t join;
         int r;
 
         *tty_master = -1;
         if (!valid_id (exec_id) || strcmp (exec_id, "-") == 0)
                 return moat_make_error (err, EINVAL, "invalid exec id \"%s\"", exec_id ? exec_id : "");
-        pthread_mutex_lock (&agent_lock);
-        if (c->init == NULL || c->init->exited) {
-                pthread_mutex_unlock (&agent_lock);
-                return moat_make_error (err, EBUSY, "container %s is not running", c->id);
-        }
-        if (c->paused) {
-                pthread_mutex_unlock (&agent_lock);
-                return moat_make_error (err, EBUSY, "container %s is paused", c->id);
-        }
-        if (agent_process_find (c, exec_id) != NULL) {
-                pthread_mutex_unlock (&agent_lock);
-                return moat_make_error (err, EEXIST, "exec %s already exists in container %s", exec_id, c->id);
-        }
-        join = c->init->pid;
-        pthread_mutex_unlock (&agent_lock);
-
         if (oci_process_parse (process_json, "process", &proc, err) < 0 || check_rlimits (proc, "process", err) < 0) {
                 oci_process_free (proc);
                 return moat_error_wrap (err, "exec %s in %s", exec_id, c->id);
         }
+        pthread_mutex_lock (&agent_lock);
+        if (c->removing)
+                why = "is being removed";
+        else if (c->init == NULL || c->init->exited)
+                why = "is not running";
+        else if (c->paused)
+                why = "is paused";
+        if (why) {
+                pthread_mutex_unlock (&agent_lock);
+                oci_process_free (proc);
+                return moat_make_error (err, EBUSY, "container %s %s", c->id, why);
+        }
+        if (agent_process_find (c, exec_id) != NULL) {
+                pthread_mutex_unlock (&agent_lock);
+                oci_process_free (proc);
+                return moat_make_error (err, EEXIST, "exec %s already exists in container %s", exec_id, c->id);
+        }
+        /* Hold the exec id while we spawn (a concurrent ExecProcess with the
+         * same id sees it): an unpublished entry without a pid. */
+        slot = xzalloc (sizeof *slot);
+        slot->exec_id = xstrdup (exec_id);
+        slot->tty_master = slot->tty_conn = slot->stdin_fd = -1;
+        slot->next = c->execs;
+        c->execs = slot;
+        join = c->init->pid;
+        pthread_mutex_unlock (&agent_lock);
+
         req.config = c->config;
         req.process = proc;
         req.rootfs = c->rootfs;
@@ -272,8 +331,35 @@ agent_container_exec (struct agent_container *c, const char *exec_id, const char
         req.hold = false;
         r = agent_spawn (&req, c, exec_id, pid_out, NULL, tty_master, err);
         oci_process_free (proc);
-        if (r < 0)
+
+        pthread_mutex_lock (&agent_reap_lock);
+        pthread_mutex_lock (&agent_lock);
+        drop_exec_locked (c, slot);
+        if (r == 0) {
+                for (p = c->execs; p; p = p->next)
+                        if (p->pid == *pid_out && !p->ready)
+                                break;
+                /* The process joined the namespaces of pid `join`. If the init
+                 * is reaped by now, that pid may have named another process
+                 * by then: never let such an exec run on. (In a pid namespace
+                 * the kernel kills it with the init anyway.) */
+                if (p == NULL || c->removing || c->init == NULL || c->init->exited) {
+                        if (p) {
+                                agent_process_signal_locked (p, SIGKILL); /* unreaped: under agent_reap_lock */
+                                drop_exec_locked (c, p);
+                        }
+                        r = moat_make_error (err, ESRCH, "container %s stopped during the exec", c->id);
+                } else
+                        agent_process_publish_locked (p);
+        }
+        pthread_mutex_unlock (&agent_lock);
+        pthread_mutex_unlock (&agent_reap_lock);
+        if (r < 0) {
+                if (*tty_master >= 0)
+                        close (*tty_master);
+                *tty_master = -1;
                 return moat_error_wrap (err, "exec %s in %s", exec_id, c->id);
+        }
         agent_debug ("exec %s in %s: pid %d", exec_id, c->id, *pid_out);
         return 0;
 }
@@ -281,13 +367,21 @@ agent_container_exec (struct agent_container *c, const char *exec_id, const char
 int
 agent_container_kill_all (struct agent_container *c, int sig, moat_error_t *err)
 {
+        /* Entries without a pidfd (hooks, processes still being set up) are
+         * signalled by pid, which is safe only under agent_reap_lock. A
+         * spawner may hold that one for a long time: do not wait for it (the
+         * cgroup kill below reaches those processes too). */
+        bool reap_locked = pthread_mutex_trylock (&agent_reap_lock) == 0;
+
         pthread_mutex_lock (&agent_lock);
-        if (c->init && !c->init->exited)
-                kill (c->init->pid, sig);
+        if (c->init && (reap_locked || (c->init->ready && c->init->pidfd >= 0)))
+                agent_process_signal_locked (c->init, sig);
         for (struct agent_process *p = c->execs; p; p = p->next)
-                if (!p->exited)
-                        kill (p->pid, sig);
+                if (reap_locked || (p->ready && p->pidfd >= 0))
+                        agent_process_signal_locked (p, sig);
         pthread_mutex_unlock (&agent_lock);
+        if (reap_locked)
+                pthread_mutex_unlock (&agent_reap_lock);
         if (c->cgroup_path && agent_cgroup_kill (c->cgroup_path, sig, err) < 0 && (*err)->errno_ != ENOENT)
                 return -1;
         moat_error_release (err);

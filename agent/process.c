@@ -12,11 +12,20 @@
  * in the table, and its status would be dropped. Spawners therefore hold
  * agent_reap_lock from before the fork until the pid is registered, and the
  * reaper takes that lock around its waitpid loop: a child that dies early
- * stays a zombie until the table knows it. */
+ * stays a zombie until the table knows it.
+ *
+ * Lifetimes: a container being created is in the table (so the reaper sees
+ * its init) but invisible to lookups until its create is done; RemoveContainer
+ * frees one only when no handler holds a reference (c->refs). A process entry
+ * is published (ready) once its setup succeeded: before, the API cannot see
+ * it, so a failed setup may free it. A published entry holds a pidfd until
+ * it is reaped, and every signal goes through that (or is ESRCH once the
+ * entry is marked exited): a reaped pid that got reused is never hit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,15 +37,38 @@ pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t agent_cond;
 pthread_mutex_t agent_reap_lock = PTHREAD_MUTEX_INITIALIZER;
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
 static struct agent_container *containers;
+
+struct agent_container *
+agent_container_find_any (const char *id)
+{
+        for (struct agent_container *c = containers; c; c = c->next)
+                if (strcmp (c->id, id) == 0)
+                        return c;
+        return NULL;
+}
 
 struct agent_container *
 agent_container_find (const char *id)
 {
-        for (struct agent_container *c = containers; c; c = c->next)
-                if (!c->removing && strcmp (c->id, id) == 0)
-                        return c;
-        return NULL;
+        struct agent_container *c = agent_container_find_any (id);
+        return c && !c->removing && !c->creating ? c : NULL;
+}
+
+void
+agent_container_put (struct agent_container *c)
+{
+        pthread_mutex_lock (&agent_lock);
+        c->refs--;
+        pthread_cond_broadcast (&agent_cond);
+        pthread_mutex_unlock (&agent_lock);
 }
 
 struct agent_process *
@@ -48,6 +80,69 @@ agent_process_find (struct agent_container *c, const char *exec_id)
                 if (strcmp (p->exec_id, exec_id) == 0)
                         return p;
         return NULL;
+}
+
+struct agent_process *
+agent_process_get (struct agent_container *c, const char *exec_id)
+{
+        if (exec_id == NULL || *exec_id == '\0' || strcmp (exec_id, "-") == 0)
+                return c->init && c->init->ready ? c->init : NULL;
+        for (struct agent_process *p = c->execs; p; p = p->next)
+                if (p->ready && strcmp (p->exec_id, exec_id) == 0)
+                        return p;
+        return NULL;
+}
+
+void
+agent_process_publish_locked (struct agent_process *p)
+{
+        p->pidfd = -1;
+        /* Under agent_reap_lock a pid the table does not mark exited is not
+         * reaped yet: it is still our child, nobody else's. */
+        if (!p->exited) {
+                p->pidfd = syscall (SYS_pidfd_open, p->pid, 0); /* always O_CLOEXEC */
+                if (p->pidfd < 0 && errno != ENOSYS)
+                        agent_log ("pidfd_open %d: %s", p->pid, strerror (errno));
+        }
+        p->ready = true;
+}
+
+int
+agent_process_signal_locked (struct agent_process *p, int sig)
+{
+        if (p->exited || p->pid <= 0) {
+                errno = ESRCH;
+                return -1;
+        }
+        if (p->ready && p->pidfd >= 0)
+                return syscall (SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 ? -1 : 0;
+        return kill (p->pid, sig);
+}
+
+int
+agent_process_kill (struct agent_process *p, int sig)
+{
+        int r, e;
+
+        pthread_mutex_lock (&agent_lock);
+        if (p->exited || (p->ready && p->pidfd >= 0)) {
+                r = agent_process_signal_locked (p, sig);
+                e = errno;
+                pthread_mutex_unlock (&agent_lock);
+                errno = e;
+                return r;
+        }
+        pthread_mutex_unlock (&agent_lock);
+        /* No pidfd (a kernel without pidfd_open): the pid is safe to use
+         * while the reaper cannot run, i.e. under agent_reap_lock. */
+        pthread_mutex_lock (&agent_reap_lock);
+        pthread_mutex_lock (&agent_lock);
+        r = agent_process_signal_locked (p, sig);
+        e = errno;
+        pthread_mutex_unlock (&agent_lock);
+        pthread_mutex_unlock (&agent_reap_lock);
+        errno = e;
+        return r;
 }
 
 void
@@ -79,6 +174,8 @@ agent_process_free (struct agent_process *p)
                 close (p->tty_conn);
         if (p->stdin_fd >= 0)
                 close (p->stdin_fd);
+        if (p->ready && p->pidfd >= 0)
+                close (p->pidfd);
         free (p->exec_id);
         free (p);
 }
@@ -160,13 +257,21 @@ agent_process_wait_locked (struct agent_container *c, struct agent_process *p, i
         return 0;
 }
 
+static void
+close_fd_field (int *fd)
+{
+        if (*fd >= 0)
+                close (*fd);
+        *fd = -1;
+}
+
 /* under agent_lock */
 static void
 record_exit (pid_t pid, int status)
 {
         for (struct agent_container *c = containers; c; c = c->next) {
                 struct agent_process *p = NULL;
-                if (c->init && c->init->pid == pid)
+                if (c->init && c->init->pid == pid && !c->init->exited)
                         p = c->init;
                 for (struct agent_process *e = c->execs; p == NULL && e; e = e->next)
                         if (e->pid == pid && !e->exited)
@@ -175,10 +280,16 @@ record_exit (pid_t pid, int status)
                         continue;
                 p->exited = true;
                 p->wait_status = status;
-                if (p->stdin_fd >= 0) {
-                        close (p->stdin_fd);
-                        p->stdin_fd = -1;
-                }
+                /* Only the status matters from now on: drop the fds, so that
+                 * the entries of finished execs (kept until the container is
+                 * removed) hold none. The tty relay has its own copies; every
+                 * signal path answers ESRCH from p->exited, under this lock,
+                 * before it would use the pidfd. */
+                close_fd_field (&p->stdin_fd);
+                close_fd_field (&p->tty_master);
+                close_fd_field (&p->tty_conn);
+                if (p->ready)
+                        close_fd_field (&p->pidfd);
                 if (p == c->init) {
                         c->state = CONTAINER_STOPPED;
                         if (c->sync_fd >= 0) {

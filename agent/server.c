@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -42,23 +43,30 @@ static struct agent_container *
 agent_get (const char *id, moat_error_t *err)
 {
         struct agent_container *c;
+        bool creating = false;
+
+        if (id == NULL)
+                id = "";
         pthread_mutex_lock (&agent_lock);
-        c = agent_container_find (id ? id : "");
+        c = agent_container_find (id);
         if (c)
                 c->refs++;
+        else {
+                struct agent_container *any = agent_container_find_any (id);
+                creating = any && any->creating;
+        }
         pthread_mutex_unlock (&agent_lock);
-        if (c == NULL)
-                moat_make_error (err, ENOENT, "container %s not found", id ? id : "");
+        if (c == NULL && creating)
+                moat_make_error (err, EBUSY, "container %s is still being created", id);
+        else if (c == NULL)
+                moat_make_error (err, ENOENT, "container %s not found", id);
         return c;
 }
 
 static void
 agent_put (struct agent_container *c)
 {
-        pthread_mutex_lock (&agent_lock);
-        c->refs--;
-        pthread_cond_broadcast (&agent_cond);
-        pthread_mutex_unlock (&agent_lock);
+        agent_container_put (c);
 }
 
 static const char *
@@ -80,6 +88,16 @@ h_check (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_e
         return 0;
 }
 
+static void
+close_fds (int fds[4])
+{
+        for (int i = 0; i < 4; i++)
+                if (fds[i] >= 0) {
+                        close (fds[i]);
+                        fds[i] = -1;
+                }
+}
+
 /* Claims the streams spec asks for and fills st; the caller owns fds[]. */
 static int
 claim_stdio (const char *cid, const char *eid, const Moat__Agent__V1__StdioSpec *spec, struct agent_stdio *st,
@@ -93,22 +111,17 @@ claim_stdio (const char *cid, const char *eid, const Moat__Agent__V1__StdioSpec 
                 return 0;
         if (agent_stdio_claim (cid, eid, spec->terminal, spec->stdin, spec->stdout, spec->stderr, fds, err) < 0)
                 return -1;
+        /* the preserved fds' streams (--preserve-fds), taken at spawn */
+        if (spec->extra_fds && agent_stdio_wait_extra (cid, eid, spec->extra_fds, err) < 0) {
+                close_fds (fds);
+                return -1;
+        }
         st->terminal = spec->terminal;
         st->rows = spec->rows;
         st->cols = spec->cols;
         for (int i = 0; i < 3; i++)
                 st->fd[i] = fds[i];
         return 0;
-}
-
-static void
-close_fds (int fds[4])
-{
-        for (int i = 0; i < 4; i++)
-                if (fds[i] >= 0) {
-                        close (fds[i]);
-                        fds[i] = -1;
-                }
 }
 
 /* After a successful spawn: keep what CloseStdin / the tty relay need, drop
@@ -119,7 +132,7 @@ adopt_stdio (struct agent_process *p, int fds[4], int tty_master)
         moat_error_t err = NULL;
 
         pthread_mutex_lock (&agent_lock);
-        if (fds[0] >= 0) {
+        if (fds[0] >= 0 && !p->exited) { /* after the exit, record_exit would not close it any more */
                 p->stdin_fd = fds[0];
                 fds[0] = -1;
         }
@@ -130,6 +143,13 @@ adopt_stdio (struct agent_process *p, int fds[4], int tty_master)
                 if (p->tty_conn >= 0 && agent_tty_relay_start (p, &err) < 0) {
                         agent_log ("%s", err->msg);
                         moat_error_release (&err);
+                }
+                if (p->exited) { /* reaped already: the relay has its copies, record_exit closed none */
+                        close (p->tty_master);
+                        p->tty_master = -1;
+                        if (p->tty_conn >= 0)
+                                close (p->tty_conn);
+                        p->tty_conn = -1;
                 }
         }
         pthread_mutex_unlock (&agent_lock);
@@ -152,9 +172,11 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
                 close_fds (fds);
                 return -1;
         }
+        /* c comes with a reference: a RemoveContainer from now on waits for it */
         adopt_stdio (c->init, fds, tty);
         r = NEW_MSG (Moat__Agent__V1__CreateContainerResponse, moat__agent__v1__create_container_response__init);
         r->pid = c->init->pid;
+        agent_put (c);
         *resp = &r->base;
         return 0;
 }
@@ -198,7 +220,7 @@ h_exec (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_er
                 return -1;
         }
         pthread_mutex_lock (&agent_lock);
-        p = agent_process_find (c, q->exec_id);
+        p = agent_process_get (c, q->exec_id);
         pthread_mutex_unlock (&agent_lock);
         if (p)
                 adopt_stdio (p, fds, tty);
@@ -220,8 +242,7 @@ h_signal (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         const Moat__Agent__V1__SignalProcessRequest *q = (const void *)req;
         struct agent_container *c;
         struct agent_process *p;
-        pid_t pid = 0;
-        bool exited = true;
+        int r = 0, e = 0;
 
         if (q->signal == 0 || q->signal > 64)
                 return moat_make_error (err, EINVAL, "signal %u is not valid", q->signal);
@@ -229,7 +250,7 @@ h_signal (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         if (c == NULL)
                 return -1;
         if (q->all) {
-                int r = agent_container_kill_all (c, q->signal, err);
+                r = agent_container_kill_all (c, q->signal, err);
                 agent_put (c);
                 if (r < 0)
                         return -1;
@@ -237,19 +258,23 @@ h_signal (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
                 return 0;
         }
         pthread_mutex_lock (&agent_lock);
-        p = agent_process_find (c, q->exec_id);
-        if (p) {
-                pid = p->pid;
-                exited = p->exited;
-        }
+        p = agent_process_get (c, q->exec_id);
         pthread_mutex_unlock (&agent_lock);
+        /* through the pidfd: an exited (even reaped) process is ESRCH, never
+         * whoever got its pid next */
+        if (p) {
+                r = agent_process_kill (p, q->signal);
+                e = errno;
+        }
         agent_put (c);
         if (p == NULL)
                 return moat_make_error (err, ENOENT, "process %s of %s not found", exec_name (q->exec_id),
                                         q->container_id);
-        /* While the pid is not reaped it is still ours: no pid reuse race. */
-        if (exited || kill (pid, q->signal) < 0)
+        if (r < 0 && e == ESRCH)
                 return moat_make_error (err, ESRCH, "signal process %s of %s: not running", exec_name (q->exec_id),
+                                        q->container_id);
+        if (r < 0)
+                return moat_make_error (err, e, "signal %u to process %s of %s", q->signal, exec_name (q->exec_id),
                                         q->container_id);
         *resp = EMPTY ();
         return 0;
@@ -268,9 +293,10 @@ h_wait (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_er
         if (c == NULL)
                 return -1;
         pthread_mutex_lock (&agent_lock);
-        p = agent_process_find (c, q->exec_id);
+        p = agent_process_get (c, q->exec_id);
         if (p == NULL) {
                 c->refs--;
+                pthread_cond_broadcast (&agent_cond);
                 pthread_mutex_unlock (&agent_lock);
                 return moat_make_error (err, ENOENT, "process %s of %s not found", exec_name (q->exec_id),
                                         q->container_id);
@@ -288,61 +314,98 @@ h_wait (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_er
         return 0;
 }
 
+/* agent_lock held: every process of c exited and no handler uses c */
+static bool
+remove_done_locked (struct agent_container *c)
+{
+        if (c->refs > 0 || (c->init && !c->init->exited))
+                return false;
+        for (struct agent_process *p = c->execs; p; p = p->next)
+                if (p->pid > 0 && !p->exited)
+                        return false;
+        return true;
+}
+
+#define REMOVE_TIMEOUT_MS 9000 /* under the host's 10 s for the call */
+
 static int
 h_remove (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
         const Moat__Agent__V1__RemoveContainerRequest *q = (const void *)req;
         struct agent_container *c;
         moat_error_t e = NULL;
-        bool clean = true;
+        bool clean = false, paused;
+        int64_t deadline = now_ms () + REMOVE_TIMEOUT_MS;
 
         pthread_mutex_lock (&agent_lock);
-        c = agent_container_find (q->container_id);
-        if (c == NULL) {
+        c = agent_container_find_any (q->container_id);
+        if (c == NULL || c->removing) {
                 pthread_mutex_unlock (&agent_lock);
-                return moat_make_error (err, ENOENT, "container %s not found", q->container_id);
+                return moat_make_error (err, ENOENT, "container %s not found%s", q->container_id,
+                                        c ? " (it is being removed)" : "");
+        }
+        if (c->creating) {
+                /* its create still owns it: CreateContainer fails or returns first */
+                pthread_mutex_unlock (&agent_lock);
+                return moat_make_error (err, EBUSY,
+                                        "container %s is still being created: remove it after its create returns",
+                                        q->container_id);
         }
         if (!q->force && c->state == CONTAINER_RUNNING && c->init && !c->init->exited) {
                 pthread_mutex_unlock (&agent_lock);
                 return moat_make_error (err, EBUSY, "container %s is running (use force)", q->container_id);
         }
-        c->removing = true; /* no new users from here; the reaper still sees it */
-        pthread_mutex_unlock (&agent_lock);
-
-        if (agent_container_kill_all (c, SIGKILL, &e) < 0) {
-                agent_log ("remove %s: %s", c->id, e->msg);
-                moat_error_release (&e);
-        }
-        if (c->paused && c->cgroup_path && agent_cgroup_freeze (c->cgroup_path, false, &e) < 0)
-                moat_error_release (&e);
-        pthread_mutex_lock (&agent_lock);
+        c->removing = true;    /* no new users from here; the reaper still sees it */
         if (c->sync_fd >= 0) { /* a held init gives up when this closes */
                 close (c->sync_fd);
                 c->sync_fd = -1;
         }
-        if (c->init && agent_process_wait_locked (c, c->init, 10000) < 0)
-                clean = false;
-        for (struct agent_process *p = c->execs; p; p = p->next)
-                if (agent_process_wait_locked (c, p, 5000) < 0)
-                        clean = false;
-        while (clean && c->refs > 0) {
-                /* wait for the WaitProcess calls to return */
-                pthread_mutex_unlock (&agent_lock);
-                usleep (10000);
-                pthread_mutex_lock (&agent_lock);
-        }
-        if (clean)
-                agent_container_unlink (c);
+        paused = c->paused;
         pthread_mutex_unlock (&agent_lock);
+
+        if (paused && c->cgroup_path && agent_cgroup_freeze (c->cgroup_path, false, &e) < 0)
+                moat_error_release (&e);
+        /* Wait for the processes and for the handlers that still hold c
+         * (WaitProcess returns once its process is gone; an ExecProcess or a
+         * StartContainer in flight fails on `removing`). Kill again on every
+         * round: a process spawned meanwhile dies too. */
+        for (;;) {
+                int64_t left;
+                if (agent_container_kill_all (c, SIGKILL, &e) < 0) {
+                        agent_log ("remove %s: %s", c->id, e->msg);
+                        moat_error_release (&e);
+                }
+                pthread_mutex_lock (&agent_lock);
+                clean = remove_done_locked (c);
+                left = deadline - now_ms ();
+                if (!clean && left > 0) {
+                        struct timespec ts;
+                        clock_gettime (CLOCK_MONOTONIC, &ts);
+                        left = left < 200 ? left : 200;
+                        ts.tv_nsec += left * 1000000L;
+                        ts.tv_sec += ts.tv_nsec / 1000000000L;
+                        ts.tv_nsec %= 1000000000L;
+                        pthread_cond_timedwait (&agent_cond, &agent_lock, &ts);
+                        clean = remove_done_locked (c);
+                }
+                if (clean)
+                        agent_container_unlink (c);
+                else if (left <= 0)
+                        c->removing = false; /* give up: visible again, RemoveContainer may be retried */
+                pthread_mutex_unlock (&agent_lock);
+                if (clean || left <= 0)
+                        break;
+        }
+        if (!clean) {
+                agent_log ("remove %s: processes did not exit in time", q->container_id);
+                return moat_make_error (err, ETIMEDOUT,
+                                        "remove %s: its processes did not exit after SIGKILL (or a request still "
+                                        "uses it); try again",
+                                        q->container_id);
+        }
         if (c->cgroup_path && agent_cgroup_destroy (c->cgroup_path, &e) < 0) {
                 agent_log ("remove %s: %s", c->id, e->msg);
                 moat_error_release (&e);
-        }
-        if (!clean) {
-                /* something would not die: leak the record rather than free it under a user */
-                agent_log ("remove %s: processes did not exit in time", q->container_id);
-                return moat_make_error (err, ETIMEDOUT, "remove %s: processes did not exit after SIGKILL",
-                                        q->container_id);
         }
         agent_log ("container %s removed", c->id);
         agent_container_free (c);
@@ -350,10 +413,25 @@ h_remove (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         return 0;
 }
 
+/* agent_lock held: a process of c is being spawned (an unpublished entry,
+ * or the startContainer hooks). Freezing the cgroup under its setup would
+ * stall the spawner for its whole timeout, and the reaper with it. */
+static bool
+spawning_locked (struct agent_container *c)
+{
+        if (c->starting)
+                return true;
+        for (struct agent_process *p = c->execs; p; p = p->next)
+                if (!p->ready && !p->exited)
+                        return true;
+        return false;
+}
+
 static int
 pause_resume (const char *id, bool pause, moat_error_t *err)
 {
         struct agent_container *c = agent_get (id, err);
+        bool was = false;
         int r;
         if (c == NULL)
                 return -1;
@@ -361,10 +439,23 @@ pause_resume (const char *id, bool pause, moat_error_t *err)
                 agent_put (c);
                 return moat_make_error (err, ENOTSUP, "container %s has no cgroup to freeze", id);
         }
-        r = agent_cgroup_freeze (c->cgroup_path, pause, err);
-        if (r == 0) {
+        if (pause) {
+                /* paused from before the freeze on: ExecProcess refuses from here */
                 pthread_mutex_lock (&agent_lock);
-                c->paused = pause;
+                if (spawning_locked (c)) {
+                        pthread_mutex_unlock (&agent_lock);
+                        agent_put (c);
+                        return moat_make_error (err, EBUSY,
+                                                "pause %s: a process of the container is starting, try again", id);
+                }
+                was = c->paused;
+                c->paused = true;
+                pthread_mutex_unlock (&agent_lock);
+        }
+        r = agent_cgroup_freeze (c->cgroup_path, pause, err);
+        if (r == 0 || pause) {
+                pthread_mutex_lock (&agent_lock);
+                c->paused = r == 0 ? pause : was;
                 pthread_mutex_unlock (&agent_lock);
         }
         agent_put (c);
@@ -474,8 +565,10 @@ h_resize (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         if (c == NULL)
                 return -1;
         pthread_mutex_lock (&agent_lock);
-        p = agent_process_find (c, q->exec_id);
-        if (p && p->tty_master >= 0) {
+        p = agent_process_get (c, q->exec_id);
+        if (p && p->exited)
+                r = 0; /* too late to matter (its pty is closed): not an error */
+        else if (p && p->tty_master >= 0) {
                 r = ioctl (p->tty_master, TIOCSWINSZ, &ws);
                 e = errno;
         }
@@ -506,7 +599,7 @@ h_close_stdin (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
         if (c == NULL)
                 return -1;
         pthread_mutex_lock (&agent_lock);
-        p = agent_process_find (c, q->exec_id);
+        p = agent_process_get (c, q->exec_id);
         if (p && p->stdin_fd >= 0)
                 shutdown (p->stdin_fd, SHUT_RD);
         if (p && p->tty_conn >= 0)

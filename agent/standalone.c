@@ -39,6 +39,7 @@ agent_standalone (const char *bundle, const char *id)
                 goto fail;
         if (tty >= 0) /* a terminal was not asked for: cannot happen */
                 close (tty);
+        agent_container_put (c); /* create's reference: nobody else here */
         if (agent_container_start (c, &err) < 0) {
                 moat_error_print (&err, "moat-agent");
                 started = false;
