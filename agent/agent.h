@@ -40,6 +40,12 @@ struct agent_process {
         int tty_master;  /* -1 without a terminal */
         int tty_conn;    /* our copy of the "tty" connection (the relay has its own) */
         int stdin_fd;    /* our copy of the stdin connection (CloseStdin), -1 */
+        /* Published (agent_process_publish_locked) once its setup succeeded:
+         * only then do the API handlers see it (agent_process_get), and from
+         * then on only agent_container_free frees it. spawn.c's entries start
+         * unpublished (zeroed). */
+        bool ready;
+        int pidfd; /* when ready: a pidfd for signals (no pid reuse race) until reaped, or -1 */
 };
 
 struct agent_container {
@@ -52,6 +58,7 @@ struct agent_container {
         bool paused;
         bool removing; /* invisible to lookups, still reaped */
         bool starting; /* StartContainer is running the startContainer hooks */
+        bool creating; /* CreateContainer is still setting it up: invisible to lookups, not removable */
         char *bundle;  /* the host's bundle path, for the hooks' state */
         int sync_fd;   /* to the held init until StartContainer, -1 */
         int refs;      /* handlers using it (RemoveContainer waits for 0) */
@@ -66,7 +73,20 @@ extern pthread_mutex_t agent_reap_lock;
 int agent_reaper_start (moat_error_t *err);
 /* under agent_lock */
 struct agent_container *agent_container_find (const char *id);
+/* any entry, also one being created or removed (agent_lock held) */
+struct agent_container *agent_container_find_any (const char *id);
+/* every entry (hooks' and unpublished ones too) */
 struct agent_process *agent_process_find (struct agent_container *c, const char *exec_id);
+/* published entries only: what the API may touch */
+struct agent_process *agent_process_get (struct agent_container *c, const char *exec_id);
+/* Publishes p with a pidfd; agent_reap_lock and agent_lock held, p not reaped unless p->exited. */
+void agent_process_publish_locked (struct agent_process *p);
+/* Sends sig to p without a pid reuse race; -1 with errno ESRCH when p has exited. Takes the locks. */
+int agent_process_kill (struct agent_process *p, int sig);
+/* The same with agent_lock held (and agent_reap_lock: p may have no pidfd). */
+int agent_process_signal_locked (struct agent_process *p, int sig);
+/* Drops a reference taken under agent_lock (c->refs++); RemoveContainer waits for none. */
+void agent_container_put (struct agent_container *c);
 void agent_container_add (struct agent_container *c);
 void agent_container_unlink (struct agent_container *c);
 void agent_container_free (struct agent_container *c);
@@ -86,7 +106,8 @@ struct agent_stdio {
 };
 
 /* Creates the container's init: namespaces, cgroup, rootfs, everything up to
- * the execve, which waits for agent_container_start. */
+ * the execve, which waits for agent_container_start. On success *out comes
+ * with a reference the caller drops with agent_container_put. */
 /* bundle_dir: where relative paths of the config resolve (in the guest);
  * host_bundle: the bundle path the hooks' state reports (NULL: bundle_dir). */
 int agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
@@ -189,5 +210,21 @@ void agent_poweroff (bool reboot_);
 
 /* --- standalone.c --- */
 int agent_standalone (const char *bundle, const char *id);
+
+/* --- preserved fds (--preserve-fds; stdio.c, spawn.c) --- */
+struct agent_extra_fd {
+        int fd;   /* the parked "fd<N>:<mode>" stream */
+        int mode; /* O_RDONLY, O_WRONLY or O_RDWR, as the process sees it */
+};
+/* Waits up to AGENT_STDIO_WAIT_MS until streams fd3 .. fd<3+n-1> of (cid,
+ * exec_id) are parked (StdioSpec.extra_fds). */
+int agent_stdio_wait_extra (const char *cid, const char *exec_id, unsigned n, moat_error_t *err);
+/* Takes every parked fd<N> stream of (cid, exec_id): fd3, fd4... in order
+ * in *out (malloc'd; *n 0 when there are none). */
+int agent_stdio_take_extra (const char *cid, const char *exec_id, struct agent_extra_fd **out, size_t *n,
+                            moat_error_t *err);
+/* Copies from -> to in a thread until EOF, then closes `to` (to_pipe) or
+ * half-closes it (a stream); owns both fds, even when it fails. */
+int agent_fd_relay_start (int from, int to, bool to_pipe, moat_error_t *err);
 
 #endif

@@ -2,10 +2,12 @@
 /* The OCI hooks that belong in the container namespace, run in the guest:
  *
  *   createContainer  by the held init (spawn.c) in the container's fresh
- *                    namespaces, after the mounts and before pivot_root, so
- *                    the path resolves in the guest's root (the "runtime
- *                    namespace" of the guest side); host paths do not exist
- *                    there and fail with a message saying so.
+ *                    namespaces, after the mounts and before pivot_root.
+ *                    The path resolves in the runtime namespace, the
+ *                    host's: the host lends a view of its root in the share
+ *                    (<share>/<id>/host, see src/lib/share.c) and the hook
+ *                    runs chrooted there, its cwd the bundle. Without a
+ *                    view (the standalone mode), in the guest's root.
  *   startContainer   by the agent at StartContainer, before the init is
  *                    released: a process that joins every namespace of the
  *                    init (like an exec), so the path resolves in the
@@ -30,6 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -175,9 +180,15 @@ hook_wait (struct hook_waiter *w, int out_rd, const struct oci_hook *h, const ch
                  * not wait for it more than a moment. */
                 if (exited_at >= 0 && (eof || pr == 0 || hook_now_ms () - exited_at > 500))
                         break;
-                if (!timed_out && deadline >= 0 && hook_now_ms () > deadline) {
+                if (!timed_out && exited_at < 0 && deadline >= 0 && hook_now_ms () > deadline) {
                         timed_out = true;
-                        kill (w->pid, SIGKILL);
+                        /* a table entry may be reaped by now: its pidfd
+                         * keeps the signal off a reused pid; our own
+                         * child is not reaped until child_exited says so */
+                        if (w->p)
+                                agent_process_kill (w->p, SIGKILL);
+                        else
+                                kill (w->pid, SIGKILL);
                 }
         }
         out[olen] = '\0';
@@ -211,9 +222,60 @@ hook_argv (const struct oci_hook *h, char *fallback[2])
         return fallback;
 }
 
-/* One hook as our child, in our namespaces. */
+/* The host's view lent for createContainer hooks (src/lib/share.c): its
+ * root, without /proc, /sys or /dev of its own. The guest's are mounted there while the hooks run (a fresh
+ * proc of the container's pid namespace, the guest's /dev and /sys). These
+ * mounts are in the container's mount namespace, under the old root that
+ * pivot_root detaches; they are also undone right after the hooks. */
+static const char *const view_mounts[] = {"proc", "dev", "sys"};
+
+static void
+view_release (const char *view)
+{
+        for (size_t i = ARRAY_SIZE (view_mounts); i > 0; i--) {
+                cleanup_free char *t = xasprintf_r ("%s/%s", view, view_mounts[i - 1]);
+                umount2 (t, MNT_DETACH);
+        }
+}
+
 static int
-run_here (const struct oci_hook *h, const char *state, const char *what, moat_error_t *err)
+view_prepare (const char *view, moat_error_t *err)
+{
+        for (size_t i = 0; i < ARRAY_SIZE (view_mounts); i++) {
+                cleanup_free char *t = xasprintf_r ("%s/%s", view, view_mounts[i]);
+                int r = i == 0 ? mount ("proc", t, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
+                               : mount (i == 1 ? "/dev" : "/sys", t, NULL, MS_BIND | MS_REC, NULL);
+                if (r < 0) {
+                        moat_make_error (err, errno, "mount the guest's /%s in the host view", view_mounts[i]);
+                        view_release (view);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* Whether h->path names an executable in the view, symlinks resolved
+ * inside it (as they will be once the hook is chrooted there). */
+static int
+view_access (const char *view, const char *path)
+{
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+        cleanup_close int root = open (view, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        cleanup_close int fd = -1;
+
+        if (root < 0)
+                return -1;
+        fd = syscall (SYS_openat2, root, path, &how, sizeof how);
+        if (fd < 0)
+                return -1;
+        return faccessat (fd, "", X_OK, AT_EMPTY_PATH);
+}
+
+/* One hook as our child, in our namespaces; chrooted into `view` (cwd the
+ * bundle) when there is one. */
+static int
+run_here (const struct oci_hook *h, const char *state, const char *view, const char *bundle, const char *what,
+          moat_error_t *err)
 {
         cleanup_close int in_rd = -1;
         cleanup_close int out_rd = -1;
@@ -222,11 +284,13 @@ run_here (const struct oci_hook *h, const char *state, const char *what, moat_er
         int op[2];
         pid_t pid;
 
-        if (access (h->path, X_OK) < 0) {
+        if ((view ? view_access (view, h->path) : access (h->path, X_OK)) < 0) {
                 int e = errno;
-                moat_make_error (err, 0,
-                                 "%s: %s: %s (createContainer hooks run in the VM, where host paths do not exist)",
-                                 what, h->path, strerror (e));
+                if (view)
+                        moat_make_error (err, 0, "%s: %s: %s (on the host)", what, h->path, strerror (e));
+                else
+                        moat_make_error (err, 0, "%s: %s: %s (no host view was lent to the VM)", what, h->path,
+                                         strerror (e));
                 (*err)->errno_ = e;
                 return -1;
         }
@@ -247,6 +311,14 @@ run_here (const struct oci_hook *h, const char *state, const char *what, moat_er
                 if (dup2 (in_rd, 0) < 0 || dup2 (op[1], 1) < 0 || dup2 (op[1], 2) < 0)
                         _exit (126);
                 syscall (SYS_close_range, 3, ~0U, 0);
+                if (view) {
+                        if (chroot (view) < 0) {
+                                dprintf (2, "chroot into the host view: %s", strerror (errno));
+                                _exit (127);
+                        }
+                        if (bundle == NULL || chdir (bundle) < 0)
+                                (void)!chdir ("/");
+                }
                 execve (h->path, hook_argv (h, fallback), h->env ? h->env : empty_env);
                 dprintf (2, "exec %s: %s", h->path, strerror (errno));
                 _exit (127);
@@ -260,18 +332,30 @@ int
 agent_hooks_run_here (struct oci_config *cfg, int kind, const char *id, const char *bundle, moat_error_t *err)
 {
         cleanup_free char *state = NULL;
+        cleanup_free char *view = NULL;
+        struct stat st;
+        int ret = 0;
 
         if (cfg->n_hooks[kind] == 0)
                 return 0;
         state = agent_hook_state_json (id, kind == OCI_HOOK_CREATE_CONTAINER ? "creating" : "created", getpid (),
                                        bundle, cfg);
-        for (size_t i = 0; i < cfg->n_hooks[kind]; i++) {
+        if (kind == OCI_HOOK_CREATE_CONTAINER && *id) {
+                view = xasprintf_r ("%s/%s/host", AGENT_SHARE_DIR, id);
+                if (stat (view, &st) < 0 || !S_ISDIR (st.st_mode)) {
+                        free (view);
+                        view = NULL;
+                } else if (view_prepare (view, err) < 0)
+                        return moat_error_wrap (err, "hooks.%s", oci_hook_names[kind]);
+        }
+        for (size_t i = 0; i < cfg->n_hooks[kind] && ret == 0; i++) {
                 char what[64];
                 snprintf (what, sizeof what, "hooks.%s[%zu]", oci_hook_names[kind], i);
-                if (run_here (&cfg->hooks[kind][i], state, what, err) < 0)
-                        return -1;
+                ret = run_here (&cfg->hooks[kind][i], state, view, bundle, what, err);
         }
-        return 0;
+        if (view)
+                view_release (view);
+        return ret;
 }
 
 /* The pid of `pid` in its innermost pid namespace (NSpid's last field). */

@@ -156,15 +156,15 @@ cmp_int (const void *a, const void *b)
         return *(const int *)a - *(const int *)b;
 }
 
-/* Closes every fd >= 3 that is not in keep[]. */
+/* Closes every fd >= 3 that is not in keep[] (after fork: no malloc). */
 static void
 close_fds_except (int *keep, size_t n)
 {
-        int sorted[8];
+        int sorted[n + 1];
         size_t m = 0;
         unsigned lo = 3;
 
-        for (size_t i = 0; i < n && m < ARRAY_SIZE (sorted); i++)
+        for (size_t i = 0; i < n; i++)
                 if (keep[i] >= 3)
                         sorted[m++] = keep[i];
         qsort (sorted, m, sizeof (int), cmp_int);
@@ -256,7 +256,35 @@ struct child_args {
         int sk;
         bool userns; /* a new user namespace was created */
         const char *bundle_dir;
+        const int *extra; /* --preserve-fds: they become fds 3, 4... */
+        size_t n_extra;
 };
+
+/* Puts the preserved fds at 3 .. 3+n-1 without close-on-exec; the sync
+ * socket moves above them. */
+static int
+place_extra_fds (struct child_args *a, moat_error_t *err)
+{
+        int base = 3 + (int)a->n_extra;
+        int tmp[a->n_extra + 1];
+        int sk;
+
+        if (a->n_extra == 0)
+                return 0;
+        sk = fcntl (a->sk, F_DUPFD_CLOEXEC, base);
+        if (sk < 0)
+                return moat_make_error (err, errno, "move the sync socket above the preserved fds");
+        a->sk = sk; /* the old one is close-on-exec, or replaced below */
+        for (size_t i = 0; i < a->n_extra; i++) {
+                tmp[i] = fcntl (a->extra[i], F_DUPFD_CLOEXEC, base);
+                if (tmp[i] < 0)
+                        return moat_make_error (err, errno, "preserved fd %zu", 3 + i);
+        }
+        for (size_t i = 0; i < a->n_extra; i++)
+                if (dup2 (tmp[i], 3 + i) < 0)
+                        return moat_make_error (err, errno, "preserved fd %zu", 3 + i);
+        return 0;
+}
 
 /* Everything from the user switch on; shared by init and exec processes. */
 static void __attribute__ ((noreturn)) child_finish (struct child_args *a, int tty_slave)
@@ -363,8 +391,10 @@ static void __attribute__ ((noreturn)) child_finish (struct child_args *a, int t
                 moat_make_error (&err, errno, "make the pty the controlling terminal");
                 child_fail (a->sk, &err, 1);
         }
+        if (place_extra_fds (a, &err) < 0)
+                child_fail (a->sk, &err, 1);
         /* Everything else closes at execve (the sync socket included). */
-        syscall (SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        syscall (SYS_close_range, 3 + a->n_extra, ~0U, CLOSE_RANGE_CLOEXEC);
 
         if (send_msg (a->sk, MSG_READY, 0, NULL, -1) < 0)
                 _exit (1);
@@ -457,17 +487,21 @@ static void __attribute__ ((noreturn)) child_main (struct child_args *a)
 }
 
 /* P1: namespaces we join or create, then clone G. */
-static void __attribute__ ((noreturn)) intermediate_main (struct spawn_request *r, int sk, const char *bundle_dir)
+static void __attribute__ ((noreturn))
+intermediate_main (struct spawn_request *r, int sk, const char *bundle_dir, const int *extra, size_t n_extra)
 {
         moat_error_t err = NULL;
         int flags = CLONE_PARENT | SIGCHLD;
-        struct child_args a = {.r = r, .sk = sk, .bundle_dir = bundle_dir};
-        int keep[4] = {sk, -1, -1, -1};
+        struct child_args a = {.r = r, .sk = sk, .bundle_dir = bundle_dir, .extra = extra, .n_extra = n_extra};
+        int keep[4 + n_extra];
         pid_t g;
 
-        for (int i = 0; i < 3 && r->stdio; i++)
-                keep[i + 1] = r->stdio->fd[i];
-        close_fds_except (keep, 4);
+        keep[0] = sk;
+        for (int i = 0; i < 3; i++)
+                keep[i + 1] = r->stdio ? r->stdio->fd[i] : -1;
+        for (size_t i = 0; i < n_extra; i++)
+                keep[4 + i] = extra[i];
+        close_fds_except (keep, 4 + n_extra);
 
         if (r->cgroup_path && agent_cgroup_enter (r->cgroup_path, 0, &err) < 0)
                 child_fail (sk, &err, 1);
@@ -560,11 +594,79 @@ unregister (struct agent_container *c, pid_t g)
 static int
 spawn_failed (struct agent_container *c, pid_t g, int pty)
 {
-        kill (g, SIGKILL);
+        /* by pid, so only while the reaper cannot run and the table says
+         * g is not reaped: never a reused pid */
+        pthread_mutex_lock (&agent_reap_lock);
+        pthread_mutex_lock (&agent_lock);
+        {
+                struct agent_process *p = c->init && c->init->pid == g ? c->init : NULL;
+                for (struct agent_process *q = c->execs; q && p == NULL; q = q->next)
+                        if (q->pid == g)
+                                p = q;
+                if (p && !p->exited)
+                        kill (g, SIGKILL);
+        }
+        pthread_mutex_unlock (&agent_lock);
+        pthread_mutex_unlock (&agent_reap_lock);
         if (pty >= 0)
                 close (pty);
         unregister (c, g);
         return -1;
+}
+
+/* --preserve-fds: the process's end of each preserved fd (a pipe whose
+ * other end a relay thread connects to the stream, or the stream itself
+ * when read-write). *child (malloc'd) holds our copies. */
+static int
+prepare_extra_fds (struct agent_container *c, const char *exec_id, int **child, size_t *n, moat_error_t *err)
+{
+        struct agent_extra_fd *x = NULL;
+        size_t nx = 0;
+        int *fds;
+
+        *child = NULL;
+        *n = 0;
+        if (agent_stdio_take_extra (c->id, exec_id, &x, &nx, err) < 0)
+                return -1;
+        if (nx == 0)
+                return 0;
+        fds = xmalloc (nx * sizeof *fds);
+        for (size_t i = 0; i < nx; i++)
+                fds[i] = -1;
+        for (size_t i = 0; i < nx; i++) {
+                int pf[2];
+                if (x[i].mode == O_RDWR) {
+                        fds[i] = steal_fd (&x[i].fd);
+                        continue;
+                }
+                if (pipe2 (pf, O_CLOEXEC) < 0) {
+                        moat_make_error (err, errno, "pipe for preserved fd %zu", 3 + i);
+                        goto fail;
+                }
+                if (x[i].mode == O_RDONLY) { /* host -> process */
+                        fds[i] = pf[0];
+                        if (agent_fd_relay_start (steal_fd (&x[i].fd), pf[1], true, err) < 0)
+                                goto fail;
+                } else { /* process -> host */
+                        fds[i] = pf[1];
+                        if (agent_fd_relay_start (pf[0], steal_fd (&x[i].fd), false, err) < 0)
+                                goto fail;
+                }
+        }
+        free (x);
+        *child = fds;
+        *n = nx;
+        return 0;
+fail:
+        for (size_t i = 0; i < nx; i++) {
+                if (fds[i] >= 0)
+                        close (fds[i]);
+                if (x[i].fd >= 0)
+                        close (x[i].fd);
+        }
+        free (fds);
+        free (x);
+        return moat_error_wrap (err, "--preserve-fds");
 }
 
 int
@@ -578,25 +680,38 @@ agent_spawn (struct spawn_request *r, struct agent_container *c, const char *exe
         struct agent_process *proc;
         struct oci_namespace *userns = NULL;
         int rr, pty = -1;
+        int *extra = NULL, fork_errno;
+        size_t n_extra = 0;
 
         *tty_master = -1;
         if (sync_fd)
                 *sync_fd = -1;
-        if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
+        if (prepare_extra_fds (c, exec_id, &extra, &n_extra, err) < 0)
+                return -1;
+        if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0) {
+                for (size_t i = 0; i < n_extra; i++)
+                        close (extra[i]);
+                free (extra);
                 return moat_make_error (err, errno, "socketpair");
+        }
         sk0 = sk[0];
 
         pthread_mutex_lock (&agent_reap_lock);
         p1 = fork ();
+        fork_errno = errno;
+        if (p1 == 0) {
+                close (sk[0]);
+                intermediate_main (r, sk[1], r->bundle_dir, extra, n_extra);
+        }
+        /* the helper has its copies (or there is no helper) */
+        for (size_t i = 0; i < n_extra; i++)
+                close (extra[i]);
+        free (extra);
         if (p1 < 0) {
-                int e = errno;
+                int e = fork_errno;
                 pthread_mutex_unlock (&agent_reap_lock);
                 close (sk[1]);
                 return moat_make_error (err, e, "fork");
-        }
-        if (p1 == 0) {
-                close (sk[0]);
-                intermediate_main (r, sk[1], r->bundle_dir);
         }
         close (sk[1]);
         rr = recv_msg (sk0, &m, NULL, SETUP_TIMEOUT_MS);

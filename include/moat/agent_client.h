@@ -40,6 +40,7 @@ int moat_agent_fd (struct moat_agent *a);
 struct moat_stdio_spec {
         bool terminal, in, out, err;
         uint32_t rows, cols;
+        uint32_t extra_fds; /* --preserve-fds: streams "fd3:<mode>"... were opened */
 };
 
 int moat_agent_check (struct moat_agent *a, char **version, char **release, moat_error_t *err);
@@ -68,7 +69,7 @@ int moat_agent_close_stdin (struct moat_agent *a, const char *id, const char *ex
  * the guest powers off first. */
 int moat_agent_destroy_sandbox (struct moat_agent *a, moat_error_t *err);
 
-/* Opens one stdio stream ("stdin", "stdout", "stderr", "tty") of a process
+/* Opens one stdio stream ("stdin", "stdout", "stderr", "tty", "fd3:r"...) of a process
  * (exec_id NULL: the init process) on port 1025. Returns the fd. */
 int moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exec_id, const char *stream,
                             int timeout_ms, moat_error_t *err);

@@ -16,11 +16,9 @@
 #include "moat/oci.h"
 
 /* Where a hook runs: moat's own namespaces, except the mount namespace
- * at mnt_fd (>= 0: moat create works in a private one) and the network
- * namespace of net_pid (> 0: the stand-in's, for createContainer). */
+ * at mnt_fd (>= 0: moat create works in a private one). */
 struct moat_hook_ns {
         int mnt_fd;
-        pid_t net_pid;
 };
 
 /* Runs the hooks of `kind` in order (ns NULL: in moat's namespaces). Stops at the first failure (non-zero

@@ -17,6 +17,7 @@ struct moat_share {
         char *dir;      /* <state dir>/shared */
         char **mounted; /* host mount points made, in order (NULL-terminated) */
         size_t n_mounted;
+        char *host_view; /* shared/<id>/host while createContainer hooks may need it */
 };
 
 /* Creates <state_dir>/shared. */
@@ -24,11 +25,15 @@ int moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *
 
 /* Stages container `id` of `bundle` (absolute) and returns in *guest_json
  * the config as the guest must see it: root.path and bind sources moved
- * into the share, host-side hooks (prestart, createRuntime, createContainer,
- * poststart, poststop) removed, linux.namespaces paths (host paths) removed. cfg->tree is modified. On failure, what
+ * into the share, host-side hooks (prestart, createRuntime, poststart,
+ * poststop) removed, linux.namespaces paths (host paths) removed. cfg->tree is modified. On failure, what
  * was mounted so far stays recorded in s for moat_share_release(). */
 int moat_share_stage (struct moat_share *s, const char *id, const char *bundle, struct oci_config *cfg,
                       char **guest_json, moat_error_t *err);
+
+/* Withdraws the host view staged for createContainer hooks (see share.c),
+ * once CreateContainer has returned. No-op without one. */
+int moat_share_drop_host_view (struct moat_share *s, moat_error_t *err);
 
 /* Detaches every staged mount (MNT_DETACH, reverse order) and removes the
  * share directory. Safe on a zeroed or partially staged share. */

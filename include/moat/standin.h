@@ -16,6 +16,15 @@
 #include "moat/error.h"
 
 #define MOAT_STANDIN_COMM "moat-standin"
+#define MOAT_PRESERVE_FDS_MAX 256
+
+/* One fd of --preserve-fds: the caller's fd 3+i, relayed over its own vsock
+ * stream "fd<3+i>:<r|w|rw>" (the direction is the fd's access mode). */
+struct moat_preserved_fd {
+        int host_fd; /* the caller's fd, also the number the process gets */
+        int mode;    /* O_RDONLY (host -> process), O_WRONLY (process -> host) or O_RDWR */
+        int stream;  /* the vsock stream, -1 until opened */
+};
 
 struct moat_standin {
         const char *vsock_socket; /* hybrid socket of the sandbox */
@@ -30,7 +39,20 @@ struct moat_standin {
         bool raw_in;    /* in_fd is a terminal to put in raw mode while relaying */
         pid_t vmm_pid;  /* to notice a dead VM */
         unsigned long long vmm_start;
+        struct moat_preserved_fd *extra; /* --preserve-fds; the streams are closed, not the host fds */
+        size_t n_extra;
 };
+
+/* --preserve-fds n: checks that the caller's fds 3 .. 3+n-1 are open (not
+ * moat's own, close-on-exec ones) and can be relayed (a listening socket or
+ * an O_PATH fd cannot), before anything boots. *out (malloc'd, NULL when n
+ * is 0) has their modes, streams -1. */
+int moat_preserved_fds_check (int n, struct moat_preserved_fd **out, moat_error_t *err);
+/* Opens the stream of each (exec_id NULL: the init process). */
+int moat_preserved_fds_open (const char *vsock_socket, const char *id, const char *exec_id, struct moat_preserved_fd *p,
+                             size_t n, int timeout_ms, moat_error_t *err);
+/* Closes the streams that are open (never the host fds). */
+void moat_preserved_fds_close_streams (struct moat_preserved_fd *p, size_t n);
 
 /* Blocks every signal the stand-in forwards (call early: signals that arrive
  * before the process exists stay pending and are forwarded later). */

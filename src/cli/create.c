@@ -17,10 +17,12 @@
  *   one, or the one at its path); every namespace path is checked to be a
  *   namespace of its type before the VM boots, and removed from the guest
  *   config (the guest makes new namespaces: host ones cannot be joined).
- * - Hooks: prestart, createRuntime and createContainer run here, in that
- *   order, before CreateContainer (createContainer's path resolves on the
- *   host, so it runs in the stand-in's network namespace); startContainer
- *   runs in the guest; poststart in start; poststop in delete. A failing
+ * - Hooks: prestart and createRuntime run here, in that order, before
+ *   CreateContainer; createContainer runs in the guest, in the container's
+ *   namespaces, chrooted into a read-only view of the host's root that the
+ *   share lends until CreateContainer returns (its path resolves on the
+ *   host, as config.md requires); startContainer runs in the guest at
+ *   start; poststart in start; poststop in delete. A failing
  *   prestart/createRuntime/createContainer hook fails create and runs the
  *   poststop hooks.
  * - The VMM, moat-vsock and the stand-in go into the host cgroup
@@ -28,7 +30,12 @@
  *   slice:prefix:name value, its cgroupfs path: systemd is not called).
  * - Once the container's process exits, its stand-in powers the VM off
  *   (the memory is freed at once); state then says stopped and delete
- *   cleans the rest. */
+ *   cleans the rest.
+ * - --preserve-fds N: the caller's fds 3..3+N-1 stay with the stand-in,
+ *   which relays each over a vsock stream of its own; the process gets a
+ *   pipe (or, for a read-write fd, the stream) as the same fd number.
+ *   create closes its own copies once the stand-in has them. A listening
+ *   socket is refused before the VM boots. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -277,6 +284,17 @@ wait_ready (int fd, pid_t child, moat_error_t *err)
         return moat_make_error (err, 0, "%s", buf);
 }
 
+/* moat_sandbox_destroy's callback on create's failure path (see there). */
+static void
+run_poststop (struct moat_sandbox *sb, void *ctx)
+{
+        cleanup_free char *sj = NULL;
+        cleanup_error moat_error_t e = NULL;
+        sb->state.pid = 0;
+        sj = moat_state_to_oci_json (&sb->state, "stopped", 0);
+        moat_hooks_run (sb->cfg, OCI_HOOK_POSTSTOP, sj, true, ctx, &e);
+}
+
 int
 moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_error_t *err)
 {
@@ -292,6 +310,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         cleanup_free char *state_json = NULL;
         cleanup_close int host_mnt = -1;
         struct moat_hook_ns hns = {.mnt_fd = -1};
+        cleanup_free struct moat_preserved_fd *extra = NULL;
+        size_t n_extra = o->preserve_fds > 0 ? o->preserve_fds : 0;
         sigset_t mask;
 
         /* ^C / SIGTERM during the boot abort it cleanly */
@@ -302,6 +322,10 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         sigaddset (&mask, SIGQUIT);
         sigprocmask (SIG_BLOCK, &mask, NULL);
         signal (SIGPIPE, SIG_IGN);
+
+        /* before anything opens an fd that could take one of their numbers */
+        if (moat_preserved_fds_check (o->preserve_fds, &extra, err) < 0)
+                return -1;
 
         so.root = g->root;
         so.id = o->id;
@@ -359,6 +383,10 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                               err) < 0)
                 goto fail;
         sb->state.cgroup = xstrdup (cgpath);
+        /* recorded before it exists: a create killed from here on leaves
+         * a cgroup that delete knows */
+        if (moat_sandbox_save_state (sb, err) < 0)
+                goto fail;
         {
                 pid_t pids[3] = {sb->vmm_pid, sb->vsockd_pid, 0};
                 if (sb->vsockd_pid <= 0)
@@ -380,6 +408,9 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         }
         if (open_streams (sb, o->id, terminal, fds, err) < 0)
                 goto fail;
+        if (moat_preserved_fds_open (sb->vsock_socket, o->id, NULL, extra, n_extra, STREAM_TIMEOUT_MS, err) < 0)
+                goto fail;
+        stdio.extra_fds = n_extra;
 
         /* the stand-in */
         if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -403,6 +434,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                 .power_off = true,
                 .vmm_pid = sb->vmm_pid,
                 .vmm_start = sb->state.vmm_start,
+                .extra = extra,
+                .n_extra = n_extra,
         };
         child = fork ();
         if (child < 0) {
@@ -424,6 +457,11 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                 close (a.slave);
                 a.slave = -1;
         }
+        /* the stand-in has the preserved fds: their readers see EOF when
+         * it (and the container) are done, not when `run` is */
+        moat_preserved_fds_close_streams (extra, n_extra);
+        for (size_t i = 0; i < n_extra; i++)
+                close (extra[i].host_fd);
         if (wait_ready (sp[0], child, err) < 0)
                 goto fail;
         sb->state.pid = child;
@@ -437,18 +475,11 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
          * createRuntime: in our namespaces, state "creating" */
         state_json = moat_state_to_oci_json (&sb->state, "creating", 0);
         hooks_ran = true;
-        hns.net_pid = 0;
         if (moat_hooks_run (sb->cfg, OCI_HOOK_PRESTART, state_json, false, &hns, err) < 0 ||
             moat_hooks_run (sb->cfg, OCI_HOOK_CREATE_RUNTIME, state_json, false, &hns, err) < 0)
                 goto fail;
-        /* createContainer: its path resolves on the host (the runtime
-         * namespace), so it runs here, in the stand-in's namespaces */
-        hns.net_pid = child;
-        if (moat_hooks_run (sb->cfg, OCI_HOOK_CREATE_CONTAINER, state_json, false, &hns, err) < 0)
-                goto fail;
-        hns.net_pid = 0;
-
-        /* the container, held (createContainer hooks run in the guest) */
+        /* the container, held; the agent runs the createContainer hooks in
+         * its namespaces, in the host view the share lends for that */
         stdio.terminal = terminal;
         stdio.in = stdio.out = stdio.err = !terminal;
         if (terminal) {
@@ -462,6 +493,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                 }
         }
         if (moat_agent_create_container (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, NULL, err) < 0)
+                goto fail;
+        if (moat_share_drop_host_view (&sb->share, err) < 0)
                 goto fail;
         free (sb->state.status);
         sb->state.status = xstrdup ("created");
@@ -497,6 +530,7 @@ fail:
         for (int i = 0; i < 3; i++)
                 if (fds[i] >= 0)
                         close (fds[i]);
+        moat_preserved_fds_close_streams (extra, n_extra);
         if (child > 0) {
                 int st;
                 if (moat_wait_pid (child, 2000, &st) == 0) {
@@ -506,23 +540,13 @@ fail:
         }
         if (hooks_ran) {
                 /* runtime.md: after a failing prestart/createRuntime hook
-                 * the lifecycle continues with delete and poststop */
-                cleanup_free char *sj = NULL;
-                cleanup_error moat_error_t e = NULL;
-                sb->state.pid = 0;
-                sj = moat_state_to_oci_json (&sb->state, "stopped", 0);
-                hns.net_pid = 0;
-                moat_hooks_run (sb->cfg, OCI_HOOK_POSTSTOP, sj, true, &hns, &e);
+                 * the lifecycle continues with delete and poststop: the
+                 * poststop hooks run once the VM, the share and the host
+                 * cgroup are gone, before the state dir is removed */
+                sb->on_destroyed = run_poststop;
+                sb->on_destroyed_ctx = &hns;
         }
-        {
-                cleanup_free char *cg = sb->state.cgroup ? xstrdup (sb->state.cgroup) : NULL;
-                moat_sandbox_destroy (sb);
-                if (cg) {
-                        cleanup_error moat_error_t e = NULL;
-                        if (moat_hostcg_remove (cg, 2000, &e) < 0)
-                                moat_warn ("%s", e->msg);
-                }
-        }
+        moat_sandbox_destroy (sb); /* removes sb->state.cgroup too */
         return -1;
 }
 
@@ -537,7 +561,8 @@ usage (FILE *f)
                     "      --pid-file FILE       write the stand-in's pid to FILE\n"
                     "      --console-socket SOCK send the pty master to the Unix socket SOCK\n"
                     "                            (needed when process.terminal is true)\n"
-                    "      --preserve-fds N      accepted; extra fds cannot cross into the VM\n"
+                    "      --preserve-fds N      pass fds 3..3+N-1 to the process (relayed into the VM\n"
+                    "                            as byte streams; see docs/limits.md)\n"
                     "      --no-pivot            accepted (the guest always uses pivot_root)\n"
                     "      --no-new-keyring      accepted (the guest kernel has its own keyrings)\n"
                     "  -h, --help                this help\n");

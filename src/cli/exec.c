@@ -7,7 +7,9 @@
  * or by a process.json (--process). It gets its own stand-in: with
  * --detach a child that outlives moat exec (its pid goes to --pid-file;
  * conmon and containerd-shim wait on it), else moat exec itself, which
- * relays stdio and signals and exits with the process's status. */
+ * relays stdio and signals and exits with the process's status.
+ * --preserve-fds N relays the caller's fds 3..3+N-1 like create does
+ * (docs/limits.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -36,6 +38,7 @@
 struct exec_opts {
         const char *id, *process_file, *console_socket, *pid_file, *cwd, *user;
         bool tty, tty_set, detach, no_new_privs;
+        int preserve_fds;
         char **env, **caps, **args;
         size_t n_env, n_caps;
 };
@@ -57,7 +60,8 @@ usage (FILE *f)
                     "      --no-new-privs        set no_new_privs\n"
                     "  -d, --detach              return at once; a stand-in process stays\n"
                     "      --pid-file FILE       write the stand-in's pid to FILE\n"
-                    "      --preserve-fds N      accepted; extra fds cannot cross into the VM\n"
+                    "      --preserve-fds N      pass fds 3..3+N-1 to the process (relayed into the VM\n"
+                    "                            as byte streams; see docs/limits.md)\n"
                     "  -h, --help                this help\n");
 }
 
@@ -256,7 +260,11 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
         bool terminal = false, own_tty;
         const char *status;
         pid_t child;
+        cleanup_free struct moat_preserved_fd *extra = NULL;
+        size_t n_extra = o->preserve_fds;
 
+        if (moat_preserved_fds_check (o->preserve_fds, &extra, err) < 0)
+                return -1;
         if (moat_state_load (g->root, o->id, &st, err) < 0)
                 return -1;
         status = moat_state_live_status (st);
@@ -310,6 +318,9 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
         }
         if (open_streams (st->vsock_socket, o->id, eid, terminal, fds, err) < 0)
                 goto out;
+        if (moat_preserved_fds_open (st->vsock_socket, o->id, eid, extra, n_extra, STREAM_TIMEOUT_MS, err) < 0)
+                goto out;
+        stdio.extra_fds = n_extra;
         if (moat_agent_exec_process (a, o->id, eid, process_json, &stdio, NULL, err) < 0)
                 goto out;
         moat_agent_free (a);
@@ -329,6 +340,8 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
                 .go_fd = -1,
                 .vmm_pid = st->vmm_pid,
                 .vmm_start = st->vmm_start,
+                .extra = extra,
+                .n_extra = n_extra,
         };
         if (!o->detach) {
                 /* we are the stand-in */
@@ -384,6 +397,7 @@ out:
         for (int i = 0; i < 3; i++)
                 if (fds[i] >= 0)
                         close (fds[i]);
+        moat_preserved_fds_close_streams (extra, n_extra);
         if (master >= 0)
                 close (master);
         if (slave >= 0)
@@ -462,7 +476,16 @@ moat_cmd_exec (struct moat_global *g, int argc, char **argv)
                 case 'P':
                         o.pid_file = optarg;
                         break;
-                case 'F':
+                case 'F': {
+                        char *end;
+                        long v = strtol (optarg, &end, 10);
+                        if (*end || end == optarg || v < 0 || v > 65536) {
+                                fprintf (stderr, "moat: exec: --preserve-fds: expected a number, got \"%s\"\n", optarg);
+                                return 1;
+                        }
+                        o.preserve_fds = v;
+                        break;
+                }
                 case 'g':
                 case 'A':
                 case 'L':

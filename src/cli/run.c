@@ -36,7 +36,8 @@ usage (FILE *f)
                     "      --keep                do not delete the container when it exits\n"
                     "      --pid-file FILE       write the stand-in's pid to FILE\n"
                     "      --console-socket SOCK send the pty master to the Unix socket SOCK\n"
-                    "      --preserve-fds N      accepted; extra fds cannot cross into the VM\n"
+                    "      --preserve-fds N      pass fds 3..3+N-1 to the process (relayed into the VM\n"
+                    "                            as byte streams; see docs/limits.md)\n"
                     "      --no-pivot            accepted (the guest always uses pivot_root)\n"
                     "      --no-new-keyring      accepted\n"
                     "  -h, --help                this help\n");

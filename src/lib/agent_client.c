@@ -141,6 +141,7 @@ stdio_spec_fill (Moat__Agent__V1__StdioSpec *s, const struct moat_stdio_spec *st
         s->stderr = stdio->err;
         s->rows = stdio->rows;
         s->cols = stdio->cols;
+        s->extra_fds = stdio->extra_fds;
 }
 
 int

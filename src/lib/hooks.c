@@ -24,15 +24,6 @@ enter_ns (const struct moat_hook_ns *ns)
                 return 0;
         if (ns->mnt_fd >= 0 && setns (ns->mnt_fd, CLONE_NEWNS) < 0)
                 return -1;
-        if (ns->net_pid > 0) {
-                char p[64];
-                int fd;
-                snprintf (p, sizeof p, "/proc/%d/ns/net", (int)ns->net_pid);
-                fd = open (p, O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || setns (fd, CLONE_NEWNET) < 0)
-                        return -1;
-                close (fd);
-        }
         return 0;
 }
 

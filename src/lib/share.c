@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -177,11 +178,65 @@ prepare_mountpoints (const char *bundle, const char *rootfs, struct oci_config *
         return 0;
 }
 
-/* Hooks the host runs: every kind whose path resolves in the runtime
- * namespace. createContainer runs on the host too, in the stand-in's
- * namespaces (the guest has none of the host's binaries); only
- * startContainer (path resolved in the container) runs in the guest. */
-static const char *const host_hooks[] = {"prestart", "createRuntime", "createContainer", "poststart", "poststop"};
+/* Hooks the host runs. createContainer and startContainer run in the guest,
+ * in the container's namespaces; see stage_host_view for how a
+ * createContainer path still resolves in the runtime (host) namespace. */
+static const char *const host_hooks[] = {"prestart", "createRuntime", "poststart", "poststop"};
+
+/* Host pseudo-filesystems the view leaves out: the guest mounts its own. */
+static const char *const view_hidden[] = {"proc", "sys", "dev"};
+
+/* createContainer hooks run in the guest, in the container's namespaces,
+ * but their path MUST resolve in the runtime namespace (config.md), and
+ * real hooks are host programs with host interpreters and libraries that
+ * may touch the bundle, the rootfs or any host file, as under runc. So for
+ * the length of the create the host lends the guest a view of its own root
+ * at shared/<id>/host: a recursive bind of "/" (nosuid, nodev), without
+ * its /proc, /sys and /dev (the agent mounts the guest's there). The agent
+ * runs each hook chrooted there, its cwd the bundle, still in the
+ * container's namespaces. The guest is fresh at that point: no container
+ * code has run in it, so lending it the host's files is no more than
+ * running the hook on the host, as runc does. moat_share_drop_host_view
+ * withdraws the view as soon as CreateContainer returns, before any
+ * container code runs. */
+static int
+stage_host_view (struct moat_share *s, const char *cdir, moat_error_t *err)
+{
+        cleanup_free char *view = xasprintf_r ("%s/host", cdir);
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+        cleanup_close int vfd = -1;
+
+        if (mkdir (view, 0700) < 0)
+                return moat_make_error (err, errno, "mkdir %s", view);
+        if (mount ("/", view, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return moat_make_error (err, errno, "bind / to %s", view);
+        record (s, view);
+        for (size_t i = 0; i < ARRAY_SIZE (view_hidden); i++) {
+                cleanup_free char *t = xasprintf_r ("%s/%s", view, view_hidden[i]);
+                if (umount2 (t, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+                        return moat_make_error (err, errno, "detach %s", t);
+        }
+        vfd = open (view, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (vfd < 0)
+                return moat_make_error (err, errno, "open %s", view);
+        if (syscall (SYS_mount_setattr, vfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+                return moat_make_error (err, errno, "make %s nosuid,nodev", view);
+        s->host_view = steal_pointer (&view);
+        return 0;
+}
+
+int
+moat_share_drop_host_view (struct moat_share *s, moat_error_t *err)
+{
+        cleanup_free char *view = steal_pointer (&s->host_view);
+
+        if (view == NULL)
+                return 0;
+        /* one detach takes the whole recursive tree */
+        if (umount2 (view, MNT_DETACH) < 0 && errno != EINVAL)
+                return moat_make_error (err, errno, "withdraw the host view %s", view);
+        return 0;
+}
 
 int
 moat_share_stage (struct moat_share *s, const char *id, const char *bundle, struct oci_config *cfg, char **guest_json,
@@ -205,6 +260,8 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
                 return -1;
         if (bind_into (s, rootfs, rootfs_target, 1, cfg->root_readonly, err) < 0)
                 return moat_error_wrap (err, "root.path");
+        if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER] > 0 && stage_host_view (s, cdir, err) < 0)
+                return moat_error_wrap (err, "hooks.createContainer");
 
         for (size_t i = 0; i < cfg->n_mounts; i++) {
                 int rec;
@@ -279,6 +336,8 @@ moat_share_release (struct moat_share *s, moat_error_t *err)
         }
         strv_free (s->mounted);
         s->mounted = NULL;
+        free (s->host_view);
+        s->host_view = NULL;
         s->n_mounted = 0;
         if (ret == 0 && rm_rf (s->dir, err) < 0)
                 ret = -1;

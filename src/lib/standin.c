@@ -73,8 +73,10 @@ wait_thread (void *arg)
 struct relay {
         int from, to;
         bool active;
-        bool shut_to_on_eof; /* half-close the vsock stream at EOF (stdin) */
-        bool to_host;        /* `to` is a host fd we do not own (blocking writes) */
+        bool shut_to_on_eof;   /* half-close `to` at EOF (stdin, a preserved fd, toward the guest) */
+        bool to_host;          /* `to` is a host fd we do not own (blocking writes) */
+        bool close_to_on_eof;  /* a write-only preserved fd: close our copy, its reader gets EOF */
+        bool shut_from_on_err; /* a preserved fd whose reader went away: the guest's writer gets EPIPE */
         char buf[16384];
         size_t len, off;
 };
@@ -113,7 +115,9 @@ resize (struct moat_standin *s, struct moat_agent *ctl)
 int
 moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *err)
 {
-        struct relay *rl = xzalloc (3 * sizeof *rl);
+        struct relay *rl = xzalloc ((3 + 2 * s->n_extra) * sizeof *rl);
+        struct pollfd *p = xmalloc ((2 + 3 + 2 * s->n_extra) * sizeof *p);
+        int *idx = xmalloc ((2 + 3 + 2 * s->n_extra) * sizeof *idx);
         int nrl = 0, rc = -1;
         sigset_t mask;
         cleanup_close int sfd = -1;
@@ -191,10 +195,27 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
                                         .from = s->streams[i], .to = host[i], .active = true, .to_host = true};
                 }
         }
+        /* --preserve-fds: host -> guest like stdin, guest -> host like
+         * stdout, and the half-close goes along (a read-write socket) */
+        for (size_t i = 0; i < s->n_extra; i++) {
+                struct moat_preserved_fd *x = &s->extra[i];
+                if (x->stream < 0)
+                        continue;
+                set_nonblock (x->stream, true);
+                if (x->mode != O_WRONLY)
+                        rl[nrl++] = (struct relay){
+                                .from = x->host_fd, .to = x->stream, .active = true, .shut_to_on_eof = true};
+                if (x->mode != O_RDONLY)
+                        rl[nrl++] = (struct relay){.from = x->stream,
+                                                   .to = x->host_fd,
+                                                   .active = true,
+                                                   .to_host = true,
+                                                   .shut_to_on_eof = x->mode == O_RDWR,
+                                                   .close_to_on_eof = x->mode == O_WRONLY,
+                                                   .shut_from_on_err = true};
+        }
 
         for (;;) {
-                struct pollfd p[8];
-                int idx[8];
                 int n = 0, timeout = 1000;
                 bool outputs_open = false;
 
@@ -294,13 +315,19 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
                         if (r <= 0) {
                                 x->active = false;
                                 if (x->shut_to_on_eof)
-                                        shutdown (x->to, SHUT_WR);
+                                        shutdown (x->to, SHUT_WR); /* ENOTSOCK: nothing to do */
+                                if (x->close_to_on_eof) {
+                                        close (x->to);
+                                        x->to = -1;
+                                }
                                 continue;
                         }
                         if (x->to_host) {
                                 if (write_host (x->to, x->buf, r) < 0) {
                                         moat_debug ("write to fd %d: %s", x->to, strerror (errno));
                                         x->active = false;
+                                        if (x->shut_from_on_err)
+                                                shutdown (x->from, SHUT_RDWR);
                                 }
                         } else {
                                 x->len = r;
@@ -338,8 +365,81 @@ out:
                         close (s->streams[i]);
                         s->streams[i] = -1;
                 }
+        moat_preserved_fds_close_streams (s->extra, s->n_extra);
         free (rl);
+        free (p);
+        free (idx);
         return rc;
+}
+
+static const char *
+mode_name (int mode)
+{
+        return mode == O_RDONLY ? "r" : mode == O_WRONLY ? "w" : "rw";
+}
+
+int
+moat_preserved_fds_check (int n, struct moat_preserved_fd **out, moat_error_t *err)
+{
+        cleanup_free struct moat_preserved_fd *p = NULL;
+
+        *out = NULL;
+        if (n <= 0)
+                return 0;
+        if (n > MOAT_PRESERVE_FDS_MAX)
+                return moat_make_error (err, 0, "--preserve-fds %d: at most %d fds can be relayed into the VM", n,
+                                        MOAT_PRESERVE_FDS_MAX);
+        p = xzalloc (n * sizeof *p);
+        for (int i = 0; i < n; i++) {
+                int fd = 3 + i, fdfl = fcntl (fd, F_GETFD), fl, v = 0;
+                socklen_t len = sizeof v;
+
+                /* moat's own fds are close-on-exec: an inherited one is not */
+                if (fdfl < 0 || (fdfl & FD_CLOEXEC))
+                        return moat_make_error (err, 0, "--preserve-fds %d: fd %d is not open", n, fd);
+                fl = fcntl (fd, F_GETFL);
+                if (fl < 0)
+                        return moat_make_error (err, errno, "--preserve-fds: fd %d", fd);
+                if (fl & O_PATH)
+                        return moat_make_error (err, 0,
+                                                "--preserve-fds: fd %d is an O_PATH descriptor; cannot be relayed into "
+                                                "the VM (only its bytes can)",
+                                                fd);
+                if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v)
+                        return moat_make_error (err, 0,
+                                                "--preserve-fds: fd %d is a listening socket; cannot be relayed into "
+                                                "the VM",
+                                                fd);
+                p[i] = (struct moat_preserved_fd){.host_fd = fd, .mode = fl & O_ACCMODE, .stream = -1};
+                if (p[i].mode != O_RDONLY && p[i].mode != O_WRONLY)
+                        p[i].mode = O_RDWR;
+        }
+        *out = steal_pointer (&p);
+        return 0;
+}
+
+int
+moat_preserved_fds_open (const char *vsock_socket, const char *id, const char *exec_id, struct moat_preserved_fd *p,
+                         size_t n, int timeout_ms, moat_error_t *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                char name[32];
+                snprintf (name, sizeof name, "fd%d:%s", p[i].host_fd, mode_name (p[i].mode));
+                p[i].stream = moat_agent_open_stream (vsock_socket, id, exec_id, name, timeout_ms, err);
+                if (p[i].stream < 0)
+                        return moat_error_wrap (err, "--preserve-fds: fd %d", p[i].host_fd);
+        }
+        return 0;
+}
+
+void
+moat_preserved_fds_close_streams (struct moat_preserved_fd *p, size_t n)
+{
+        for (size_t i = 0; p && i < n; i++)
+                if (p[i].stream >= 0) {
+                        close (p[i].stream);
+                        p[i].stream = -1;
+                }
 }
 
 void

@@ -3,6 +3,8 @@
  * the state store, config checks, VM sizing, the guest config rewrite and
  * long Unix socket paths. JSON here is written with ' for " (J()). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +190,10 @@ test_share_rewrite (void **state)
 
         if (geteuid () != 0)
                 skip ();
+        /* our own mount namespace: a failing assertion must not leave the
+         * staged binds in the host's mount table */
+        assert_int_equal (unshare (CLONE_NEWNS), 0);
+        assert_int_equal (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
         assert_non_null (mkdtemp (dir));
         bundle = xasprintf_r ("%s/bundle", dir);
         sdir = xasprintf_r ("%s/state", dir);
@@ -213,10 +219,9 @@ test_share_rewrite (void **state)
         assert_int_equal (moat_share_stage (&s, "c1", bundle, c, &guest, &err), 0);
         assert_non_null (strstr (guest, "\"path\":\"/run/moat/share/c1/rootfs\""));
         assert_non_null (strstr (guest, "\"source\":\"/run/moat/share/c1/mounts/1\""));
-        /* only startContainer runs in the guest; createContainer's path
-         * resolves on the host, which runs it */
+        /* createContainer and startContainer run in the guest */
         assert_non_null (strstr (guest, "startContainer"));
-        assert_null (strstr (guest, "createContainer"));
+        assert_non_null (strstr (guest, "createContainer"));
         assert_null (strstr (guest, "prestart"));
         /* host namespace paths do not reach the guest; the types do */
         assert_null (strstr (guest, "/run/netns/x"));
@@ -234,6 +239,26 @@ test_share_rewrite (void **state)
                 assert_int_equal (read_file (p, &data, NULL, &err), 0);
                 assert_string_equal (data, "x\n");
         }
+        /* createContainer hooks got a view of the host's root, without the
+         * host's /proc; what they write lands on the host */
+        free (p);
+        p = xasprintf_r ("%s/shared/c1/host/etc/passwd", sdir);
+        assert_int_equal (access (p, R_OK), 0);
+        free (p);
+        p = xasprintf_r ("%s/shared/c1/host/proc/self", sdir);
+        assert_int_equal (access (p, F_OK), -1);
+        free (p);
+        p = xasprintf_r ("%s/shared/c1/host%s/written-through-the-view", sdir, dir);
+        {
+                cleanup_free char *back = xasprintf_r ("%s/written-through-the-view", dir);
+                assert_int_equal (write_file (p, "y", 1, 0644, &err), 0);
+                assert_int_equal (access (back, F_OK), 0);
+        }
+        /* withdrawn: the view is an empty directory again */
+        assert_int_equal (moat_share_drop_host_view (&s, &err), 0);
+        free (p);
+        p = xasprintf_r ("%s/shared/c1/host/etc", sdir);
+        assert_int_equal (access (p, F_OK), -1);
         assert_int_equal (moat_share_release (&s, &err), 0);
         free (p);
         p = xasprintf_r ("%s/shared", sdir);
