@@ -35,7 +35,7 @@ static int
 cg_write (const char *dir, const char *file, const char *value, moat_error_t *err)
 {
         cleanup_free char *path = xasprintf_r ("%s/%s", dir, file);
-        cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
+        cleanup_close int fd = open (path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         if (fd < 0)
                 return moat_make_error (err, errno, "open %s", path);
         if (write (fd, value, strlen (value)) < 0)
@@ -57,6 +57,22 @@ cg_set (const char *dir, const char *file, const char *value, moat_error_t *err)
         return cg_write (dir, file, value, err);
 }
 
+/* The first line of dir/file without its newline (malloc'd), NULL if it
+ * cannot be read. */
+static char *
+cg_read (const char *dir, const char *file)
+{
+        cleanup_free char *path = xasprintf_r ("%s/%s", dir, file);
+        char *buf = NULL;
+        moat_error_t e = NULL;
+        if (read_file (path, &buf, NULL, &e) < 0) {
+                moat_error_release (&e);
+                return NULL;
+        }
+        buf[strcspn (buf, "\n")] = '\0';
+        return buf;
+}
+
 static char *
 limit_str (int64_t v)
 {
@@ -76,48 +92,102 @@ shares_to_weight (uint64_t shares)
         return 1 + ((shares - 2) * 9999) / 262142;
 }
 
+/* memory.swap.max. OCI's swap is memory+swap, v2's is swap alone: the
+ * difference with the limit of this request, or else the cgroup's current
+ * one (an update of the swap alone). As runc: 0 is "not set", except that
+ * an unlimited memory with no swap given makes swap unlimited too; -1 is
+ * unlimited; a swap limit needs a memory limit. *out: the value to write,
+ * NULL for none; checked before anything is written. */
+static int
+swap_value (const char *path, const struct oci_resources *r, char **out, moat_error_t *err)
+{
+        bool limit_set = r->has_memory_limit && r->memory_limit != 0;
+        int64_t swap = r->has_memory_swap ? r->memory_swap : 0;
+        int64_t mem = limit_set ? r->memory_limit : 0;
+
+        *out = NULL;
+        if (swap == 0) {
+                if (!(limit_set && r->memory_limit < 0))
+                        return 0;
+                swap = -1;
+        }
+        if (swap < 0) {
+                *out = xstrdup ("max");
+                return 0;
+        }
+        if (!limit_set) {
+                cleanup_free char *cur = cg_read (path, "memory.max");
+                if (cur == NULL) {
+                        *out = xstrdup ("max"); /* no memory controller: cg_set logs it */
+                        return 0;
+                }
+                mem = strcmp (cur, "max") == 0 ? -1 : strtoll (cur, NULL, 10);
+        }
+        if (mem < 0)
+                return moat_make_error (err, EINVAL,
+                                        "memory.swap (%" PRId64 ") needs a memory limit (memory.limit is unlimited)",
+                                        swap);
+        if (swap < mem)
+                return moat_make_error (
+                        err, EINVAL, "memory.swap (%" PRId64 ") is lower than memory.limit (%" PRId64 ")", swap, mem);
+        *out = xasprintf_r ("%" PRId64, swap - mem);
+        return 0;
+}
+
+/* cpu.max "QUOTA PERIOD". As runc, a 0 quota or period is "not set": the
+ * kernel keeps the period when only a quota is written, and a period
+ * alone keeps the cgroup's current quota (read back from cpu.max). A
+ * negative quota is unlimited. */
+static int
+apply_cpu_max (const char *path, const struct oci_resources *r, moat_error_t *err)
+{
+        bool quota_set = r->has_cpu_quota && r->cpu_quota != 0;
+        bool period_set = r->has_cpu_period && r->cpu_period != 0;
+        cleanup_free char *quota = NULL;
+        cleanup_free char *v = NULL;
+
+        if (!quota_set && !period_set)
+                return 0;
+        if (quota_set)
+                quota = limit_str (r->cpu_quota);
+        else {
+                quota = cg_read (path, "cpu.max");
+                if (quota == NULL)
+                        quota = xstrdup ("max");
+                quota[strcspn (quota, " ")] = '\0';
+        }
+        v = period_set ? xasprintf_r ("%s %" PRIu64, quota, r->cpu_period) : xstrdup (quota);
+        return cg_set (path, "cpu.max", v, err);
+}
+
+/* Applies linux.resources, at create and on update. As runc reads them, a
+ * 0 (or "") means "not set" and is not written: memory.limit,
+ * memory.reservation, memory.swap, cpu.shares, cpu.quota, cpu.period,
+ * pids.limit, cpu.cpus, cpu.mems (blockIO, hugepageLimits, rdma and
+ * network are not applied in the guest at all). -1 means unlimited. */
 int
 agent_cgroup_apply (const char *path, struct oci_resources *r, moat_error_t *err)
 {
+        cleanup_free char *swap = NULL;
+
         if (r == NULL)
                 return 0;
-        if (r->has_memory_limit) {
+        if (swap_value (path, r, &swap, err) < 0)
+                return -1;
+        if (r->has_memory_limit && r->memory_limit != 0) {
                 cleanup_free char *v = limit_str (r->memory_limit);
                 if (cg_set (path, "memory.max", v, err) < 0)
                         return -1;
         }
-        if (r->has_memory_reservation) {
+        if (r->has_memory_reservation && r->memory_reservation != 0) {
                 cleanup_free char *v = limit_str (r->memory_reservation);
                 if (cg_set (path, "memory.low", v, err) < 0)
                         return -1;
         }
-        if (r->has_memory_swap) {
-                /* OCI's swap is memory+swap; v2's memory.swap.max is swap alone. */
-                cleanup_free char *v = NULL;
-                if (r->memory_swap < 0)
-                        v = xstrdup ("max");
-                else if (r->has_memory_limit && r->memory_limit >= 0) {
-                        if (r->memory_swap < r->memory_limit)
-                                return moat_make_error (err, EINVAL,
-                                                        "memory.swap (%" PRId64 ") is lower than memory.limit (%" PRId64
-                                                        ")",
-                                                        r->memory_swap, r->memory_limit);
-                        v = xasprintf_r ("%" PRId64, r->memory_swap - r->memory_limit);
-                } else
-                        v = xasprintf_r ("%" PRId64, r->memory_swap);
-                if (cg_set (path, "memory.swap.max", v, err) < 0)
-                        return -1;
-        }
-        if (r->has_cpu_quota || r->has_cpu_period) {
-                uint64_t period = r->has_cpu_period && r->cpu_period ? r->cpu_period : 100000;
-                cleanup_free char *v = NULL;
-                if (!r->has_cpu_quota || r->cpu_quota <= 0)
-                        v = xasprintf_r ("max %" PRIu64, period);
-                else
-                        v = xasprintf_r ("%" PRId64 " %" PRIu64, r->cpu_quota, period);
-                if (cg_set (path, "cpu.max", v, err) < 0)
-                        return -1;
-        }
+        if (swap && cg_set (path, "memory.swap.max", swap, err) < 0)
+                return -1;
+        if (apply_cpu_max (path, r, err) < 0)
+                return -1;
         if (r->has_cpu_shares && r->cpu_shares) {
                 cleanup_free char *v = xasprintf_r ("%" PRIu64, shares_to_weight (r->cpu_shares));
                 if (cg_set (path, "cpu.weight", v, err) < 0)
@@ -127,8 +197,8 @@ agent_cgroup_apply (const char *path, struct oci_resources *r, moat_error_t *err
                 return -1;
         if (r->cpu_mems && *r->cpu_mems && cg_set (path, "cpuset.mems", r->cpu_mems, err) < 0)
                 return -1;
-        if (r->has_pids_limit) {
-                cleanup_free char *v = r->pids_limit <= 0 ? xstrdup ("max") : limit_str (r->pids_limit);
+        if (r->has_pids_limit && r->pids_limit != 0) {
+                cleanup_free char *v = limit_str (r->pids_limit);
                 if (cg_set (path, "pids.max", v, err) < 0)
                         return -1;
         }

@@ -15,8 +15,22 @@
  * (relative paths go below the root too: moat has no parent cgroup of its
  * own); with systemd=true or a "slice:prefix:name" value, the systemd form
  * is converted to its cgroupfs path ("a-b.slice:pfx:n" ->
- * "/a.slice/a-b.slice/pfx-n.scope"). NULL cgroupsPath: "/moat/<id>".
- * Returns a malloc'd path starting with '/'. */
+ * "/a.slice/a-b.slice/pfx-n.scope"). Returns a malloc'd path starting
+ * with '/'.
+ * No cgroupsPath: a default that no other moat state root (--root) can
+ * have for any id, so that two instances with different roots may use the
+ * same id: "/moat/<id>" (systemd: "/system.slice/moat-<id>.scope") for the
+ * default root /run/moat, "/moat/<id>@<h>" ("moat-<id>@<h>.scope") for
+ * any other, where <h> is 16 hex digits of a hash (FNV-1a 64) of the
+ * root's canonical path. (runc's default is "<id>" below the parent of
+ * its own cgroup, crun's systemd scope "crun-<id>.scope": both collide
+ * across roots.) */
+int moat_hostcg_resolve (const char *cgroups_path, const char *root, const char *id, bool systemd, char **out,
+                         moat_error_t *err);
+
+/* moat_hostcg_resolve for the default root (root NULL). Kept for callers
+ * that do not pass their root yet: the default path of any other root
+ * must come from moat_hostcg_resolve. */
 int moat_hostcg_path (const char *cgroups_path, const char *id, bool systemd, char **out, moat_error_t *err);
 
 /* Creates path in every hierarchy (cpuset: cpus/mems copied from the

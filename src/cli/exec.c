@@ -9,7 +9,11 @@
  * conmon and containerd-shim wait on it), else moat exec itself, which
  * relays stdio and signals and exits with the process's status.
  * --preserve-fds N relays the caller's fds 3..3+N-1 like create does
- * (docs/limits.md). */
+ * (docs/limits.md). As runc: --user and --additional-gids change the
+ * container's user (uid, gid when given; the gids are appended to its
+ * additionalGids), and a --process file is used as it is, options aside.
+ * The stand-in is recorded in the state directory while the process runs
+ * (moat/execrec.h), for `moat ps --format json`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +29,7 @@
 
 #include "cli.h"
 #include "moat/agent_client.h"
+#include "moat/execrec.h"
 #include "moat/hostcgroup.h"
 #include "moat/log.h"
 #include "moat/oci.h"
@@ -41,6 +46,8 @@ struct exec_opts {
         int preserve_fds;
         char **env, **caps, **args;
         size_t n_env, n_caps;
+        uint32_t *gids; /* --additional-gids */
+        size_t n_gids;
 };
 
 static void
@@ -55,7 +62,8 @@ usage (FILE *f)
                     "      --console-socket SOCK send the pty master to the Unix socket SOCK\n"
                     "      --cwd DIR             working directory\n"
                     "  -e, --env NAME=VALUE      set an environment variable (repeatable)\n"
-                    "  -u, --user UID[:GID]      user and group ids\n"
+                    "  -u, --user UID[:GID]      user and group ids (the container's gid stays without :GID)\n"
+                    "  -g, --additional-gids GID add a supplementary group (repeatable, or GID,GID...)\n"
                     "  -c, --cap CAP             add a capability (repeatable)\n"
                     "      --no-new-privs        set no_new_privs\n"
                     "  -d, --detach              return at once; a stand-in process stays\n"
@@ -122,6 +130,73 @@ parse_user (const char *s, long *uid, long *gid, moat_error_t *err)
         return 0;
 }
 
+/* --additional-gids "N" or "N,M,...": appended to o->gids. */
+static int
+parse_gids (const char *s, struct exec_opts *o)
+{
+        const char *p = s;
+        for (;;) {
+                char *end;
+                unsigned long long v;
+                if (*p < '0' || *p > '9')
+                        return -1;
+                errno = 0;
+                v = strtoull (p, &end, 10);
+                if (errno || v > UINT32_MAX || (*end && *end != ','))
+                        return -1;
+                o->gids = xrealloc (o->gids, (o->n_gids + 1) * sizeof *o->gids);
+                o->gids[o->n_gids++] = v;
+                if (*end == '\0')
+                        return 0;
+                p = end + 1;
+        }
+}
+
+/* "user": the container's, with --user's uid (and gid) and the
+ * --additional-gids appended to its additionalGids, as runc does. */
+static void
+gen_user (yajl_gen g, yajl_val base, const struct exec_opts *o, long uid, long gid)
+{
+        static const char *const up[] = {"user", NULL};
+        yajl_val bu = base ? oci_tree_get (base, (const char *const *)up) : NULL;
+        yajl_val bgids = NULL;
+        bool have_uid = false, have_gid = false;
+
+        moat_gen_str (g, "user");
+        yajl_gen_map_open (g);
+        for (size_t i = 0; bu && YAJL_IS_OBJECT (bu) && i < YAJL_GET_OBJECT (bu)->len; i++) {
+                const char *k = YAJL_GET_OBJECT (bu)->keys[i];
+                if (strcmp (k, "additionalGids") == 0) {
+                        bgids = YAJL_GET_OBJECT (bu)->values[i];
+                        continue;
+                }
+                if ((strcmp (k, "uid") == 0 && uid >= 0) || (strcmp (k, "gid") == 0 && gid >= 0))
+                        continue;
+                have_uid |= strcmp (k, "uid") == 0;
+                have_gid |= strcmp (k, "gid") == 0;
+                moat_gen_str (g, k);
+                gen_value (g, YAJL_GET_OBJECT (bu)->values[i]);
+        }
+        if (uid >= 0 || !have_uid) {
+                moat_gen_str (g, "uid");
+                yajl_gen_integer (g, uid >= 0 ? uid : 0);
+        }
+        if (gid >= 0 || !have_gid) {
+                moat_gen_str (g, "gid");
+                yajl_gen_integer (g, gid >= 0 ? gid : 0);
+        }
+        if ((bgids && YAJL_IS_ARRAY (bgids)) || o->n_gids) {
+                moat_gen_str (g, "additionalGids");
+                yajl_gen_array_open (g);
+                for (size_t i = 0; bgids && YAJL_IS_ARRAY (bgids) && i < YAJL_GET_ARRAY (bgids)->len; i++)
+                        gen_value (g, YAJL_GET_ARRAY (bgids)->values[i]);
+                for (size_t i = 0; i < o->n_gids; i++)
+                        yajl_gen_integer (g, o->gids[i]);
+                yajl_gen_array_close (g);
+        }
+        yajl_gen_map_close (g);
+}
+
 /* The process JSON for the agent: the container's process with the
  * command line and options applied. */
 static int
@@ -149,7 +224,8 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                 yajl_val v = YAJL_GET_OBJECT (base)->values[i];
                 if (strcmp (k, "args") == 0 || strcmp (k, "terminal") == 0 || strcmp (k, "consoleSize") == 0 ||
                     strcmp (k, "env") == 0 || strcmp (k, "capabilities") == 0 || (strcmp (k, "cwd") == 0 && o->cwd) ||
-                    (strcmp (k, "user") == 0 && o->user) || (strcmp (k, "noNewPrivileges") == 0 && o->no_new_privs))
+                    (strcmp (k, "user") == 0 && (o->user || o->n_gids)) ||
+                    (strcmp (k, "noNewPrivileges") == 0 && o->no_new_privs))
                         continue;
                 moat_gen_str (g, k);
                 gen_value (g, v);
@@ -194,15 +270,8 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                 moat_gen_str (g, "cwd");
                 moat_gen_str (g, o->cwd);
         }
-        if (o->user) {
-                moat_gen_str (g, "user");
-                yajl_gen_map_open (g);
-                moat_gen_str (g, "uid");
-                yajl_gen_integer (g, uid);
-                moat_gen_str (g, "gid");
-                yajl_gen_integer (g, gid >= 0 ? gid : 0);
-                yajl_gen_map_close (g);
-        }
+        if (o->user || o->n_gids)
+                gen_user (g, base, o, uid, gid);
         if (o->no_new_privs) {
                 moat_gen_str (g, "noNewPrivileges");
                 yajl_gen_bool (g, 1);
@@ -245,6 +314,16 @@ open_streams (const char *sock, const char *id, const char *eid, bool terminal, 
         return 0;
 }
 
+/* Records the stand-in for `moat ps --format json`; a failure (the
+ * container deleted meanwhile) only costs ps that pid. */
+static void
+record_standin (const struct moat_state *st, const char *eid, pid_t pid)
+{
+        cleanup_error moat_error_t e = NULL;
+        if (moat_execrec_add (st->dir, eid, pid, &e) < 0)
+                moat_debug ("exec %s in %s: record the stand-in: %s", eid, st->id, e->msg);
+}
+
 static int
 do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_t *err)
 {
@@ -256,7 +335,8 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
         struct moat_standin s = {0};
         struct moat_exit ex = {0};
         int fds[3] = {-1, -1, -1};
-        int master = -1, slave = -1, rc = -1;
+        int master = -1, slave = -1, rc = -1, r;
+        sigset_t old_mask;
         bool terminal = false, own_tty;
         const char *status;
         pid_t child;
@@ -321,6 +401,10 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
         if (moat_preserved_fds_open (st->vsock_socket, o->id, eid, extra, n_extra, STREAM_TIMEOUT_MS, err) < 0)
                 goto out;
         stdio.extra_fds = n_extra;
+        /* from the moment the process exists, the stand-in forwards every
+         * signal (the detached one inherits the mask; we restore ours) */
+        sigprocmask (SIG_SETMASK, NULL, &old_mask);
+        moat_standin_block_signals ();
         if (moat_agent_exec_process (a, o->id, eid, process_json, &stdio, NULL, err) < 0)
                 goto out;
         moat_agent_free (a);
@@ -347,8 +431,11 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
                 /* we are the stand-in */
                 if (o->pid_file && moat_write_pid_file (o->pid_file, getpid (), err) < 0)
                         goto out;
+                record_standin (st, eid, getpid ());
                 fds[0] = fds[1] = fds[2] = -1; /* moat_standin_run closes them */
-                if (moat_standin_run (&s, &ex, err) < 0)
+                r = moat_standin_run (&s, &ex, err);
+                moat_execrec_remove (st->dir, eid);
+                if (r < 0)
                         goto out;
                 *exit_code = ex.status;
                 rc = 0;
@@ -375,18 +462,24 @@ do_exec (struct moat_global *g, struct exec_opts *o, int *exit_code, moat_error_
                 }
                 if (nfd >= 0)
                         close (nfd);
-                if (moat_standin_run (&s, &ex, &e) < 0) {
+                r = moat_standin_run (&s, &ex, &e);
+                moat_execrec_remove (st->dir, eid);
+                if (r < 0) {
                         moat_error_wrap (&e, "stand-in of exec %s in %s", eid, o->id);
                         moat_log (MOAT_LOG_ERROR, "%s", e->msg);
                         _exit (255);
                 }
                 moat_standin_exit (&ex);
         }
+        sigprocmask (SIG_SETMASK, &old_mask, NULL);
         if (st->cgroup) {
                 cleanup_error moat_error_t e = NULL;
                 if (moat_hostcg_add (st->cgroup, child, &e) < 0)
                         moat_debug ("%s", e->msg);
         }
+        /* before we return: a `ps` right after `exec -d` lists it (a
+         * stand-in done before this is dropped by ps as dead) */
+        record_standin (st, eid, child);
         if (o->pid_file && moat_write_pid_file (o->pid_file, child, err) < 0) {
                 kill (child, SIGKILL);
                 goto out;
@@ -432,6 +525,7 @@ moat_cmd_exec (struct moat_global *g, int argc, char **argv)
         };
         struct exec_opts o = {0};
         cleanup_error moat_error_t err = NULL;
+        cleanup_free uint32_t *gids = NULL;
         cleanup_free char **env = xzalloc (argc * sizeof (char *));
         cleanup_free char **caps = xzalloc (argc * sizeof (char *));
         int c, code = 0;
@@ -487,6 +581,13 @@ moat_cmd_exec (struct moat_global *g, int argc, char **argv)
                         break;
                 }
                 case 'g':
+                        if (parse_gids (optarg, &o) < 0) {
+                                moat_cli_error ("exec: --additional-gids \"%s\": expected a group id 0..4294967295 "
+                                                "(or a comma-separated list)",
+                                                optarg);
+                                return 1;
+                        }
+                        break;
                 case 'A':
                 case 'L':
                 case 'I':
@@ -504,6 +605,7 @@ moat_cmd_exec (struct moat_global *g, int argc, char **argv)
                 fprintf (stderr, "moat: exec: expected a container ID (see moat exec --help)\n");
                 return 1;
         }
+        gids = o.gids;
         o.id = argv[optind++];
         o.args = argv + optind;
         if (o.process_file == NULL && optind >= argc) {

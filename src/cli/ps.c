@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* moat ps: the processes of a container. runc prints host pids (json) or
- * filters the host's `ps -ef` (table); a moat container's processes live in
- * its VM and have no host pids, so both formats print the guest pids (the
- * container cgroup's members, as the agent reports them), and host ps
- * options cannot apply. */
+ * filters the host's `ps -ef` (table). A moat container's processes live in
+ * its VM and have no host pids, so:
+ *  - --format json prints host pids, as clients expect (containerd's shim
+ *    answers `docker top` with them, and dockerd then filters the host's
+ *    `ps -ef` by them): the stand-ins that represent the container's
+ *    processes on the host, the init's (the state's pid) and those of the
+ *    running `moat exec` processes (recorded by exec, moat/execrec.h);
+ *  - the table prints the guest pids (the container cgroup's members, as
+ *    the agent reports them), for people;
+ * and host ps options cannot apply. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "moat/container.h"
+#include "moat/execrec.h"
 #include "moat/state.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
@@ -18,11 +25,15 @@ static void
 usage (FILE *f)
 {
         fprintf (f, "Usage: moat ps [--format|-f table|json] ID\n\n"
-                    "Lists the processes of container ID. They run inside the container's VM,\n"
-                    "so the pids are guest pids (as seen by the VM's init, not the container's\n"
-                    "own pid namespace); there are no host pids, and `ps` options (which runc\n"
-                    "passes to the host's ps) are not supported.\n\n"
-                    "  --format, -f FORMAT   table (default: a PID column) or json (an array of pids)\n");
+                    "Lists the processes of container ID. They run inside the container's VM:\n"
+                    "  table (the default)  a PID column of guest pids (as the VM's init sees them,\n"
+                    "                       not the container's own pid namespace)\n"
+                    "  json                 an array of HOST pids, as runc prints: those of the\n"
+                    "                       stand-ins, the host processes that represent the\n"
+                    "                       container's init (the state's pid) and each running\n"
+                    "                       `moat exec` process (what `docker top` shows)\n"
+                    "`ps` options (which runc passes to the host's ps) are not supported.\n\n"
+                    "  --format, -f FORMAT   table or json\n");
 }
 
 int
@@ -38,6 +49,8 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
         struct moat_state *st = NULL;
         struct ttrpc_client *client = NULL;
         struct moat_stats s = {0};
+        cleanup_free pid_t *execs = NULL;
+        size_t n_execs = 0;
         int c, rc = 1;
 
         optind = 1;
@@ -77,6 +90,20 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
         /* as runc: a stopped container has no processes (not an error) */
         if (moat_state_load (g->root, id, &st, &err) < 0)
                 goto out;
+        if (strcmp (format, "json") == 0) {
+                /* host pids: the init's stand-in, then the execs' */
+                bool live = strcmp (moat_state_live_status (st), "stopped") != 0;
+                if (live && moat_execrec_list (st->dir, &execs, &n_execs, &err) < 0)
+                        goto out;
+                printf ("[");
+                if (live)
+                        printf ("%d", (int)st->pid);
+                for (size_t i = 0; i < n_execs; i++)
+                        printf (",%d", (int)execs[i]);
+                printf ("]\n");
+                rc = fflush (stdout) == 0 ? 0 : 1;
+                goto out;
+        }
         if (strcmp (moat_state_live_status (st), "stopped") != 0) {
                 moat_state_free (st);
                 st = NULL;
@@ -85,16 +112,9 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
                 if (moat_agent_call_stats (client, id, &s, &err) < 0)
                         goto out;
         }
-        if (strcmp (format, "json") == 0) {
-                printf ("[");
-                for (size_t i = 0; i < s.n_pids; i++)
-                        printf ("%s%u", i ? "," : "", s.pids[i]);
-                printf ("]\n");
-        } else {
-                printf ("PID\n");
-                for (size_t i = 0; i < s.n_pids; i++)
-                        printf ("%u\n", s.pids[i]);
-        }
+        printf ("PID\n");
+        for (size_t i = 0; i < s.n_pids; i++)
+                printf ("%u\n", s.pids[i]);
         rc = fflush (stdout) == 0 ? 0 : 1;
 out:
         moat_stats_clear (&s);

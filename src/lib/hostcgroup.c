@@ -2,8 +2,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "moat/hostcgroup.h"
+#include "moat/paths.h"
 #include "moat/util.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
@@ -49,13 +53,46 @@ expand_slice (const char *slice, char **out, moat_error_t *err)
         return 0;
 }
 
+/* "" for the default root, else "@" and 16 hex digits of FNV-1a 64 over
+ * the root's canonical path ('@' is not allowed in container ids, so a
+ * suffixed name never equals another root's plain one). */
+static char *
+root_suffix (const char *root)
+{
+        char real[PATH_MAX];
+        cleanup_free char *r = NULL;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        size_t n;
+
+        if (root == NULL)
+                return xstrdup ("");
+        if (realpath (root, real) != NULL)
+                r = xstrdup (real);
+        else {
+                /* not made yet: as given, without trailing slashes */
+                r = xstrdup (root);
+                for (n = strlen (r); n > 1 && r[n - 1] == '/'; n--)
+                        r[n - 1] = '\0';
+        }
+        if (strcmp (r, MOAT_DEFAULT_ROOT) == 0)
+                return xstrdup ("");
+        for (const unsigned char *p = (const unsigned char *)r; *p; p++) {
+                h ^= *p;
+                h *= 0x100000001b3ULL;
+        }
+        return xasprintf_r ("@%016" PRIx64, h);
+}
+
 int
-moat_hostcg_path (const char *cgroups_path, const char *id, bool systemd, char **out, moat_error_t *err)
+moat_hostcg_resolve (const char *cgroups_path, const char *root, const char *id, bool systemd, char **out,
+                     moat_error_t *err)
 {
         const char *c1, *c2;
 
         if (cgroups_path == NULL || *cgroups_path == '\0') {
-                *out = systemd ? xasprintf_r ("/system.slice/moat-%s.scope", id) : xasprintf_r ("/moat/%s", id);
+                cleanup_free char *sfx = root_suffix (root);
+                *out = systemd ? xasprintf_r ("/system.slice/moat-%s%s.scope", id, sfx)
+                               : xasprintf_r ("/moat/%s%s", id, sfx);
                 return 0;
         }
         c1 = strchr (cgroups_path, ':');
@@ -85,6 +122,12 @@ moat_hostcg_path (const char *cgroups_path, const char *id, bool systemd, char *
                 return moat_make_error (err, 0, "linux.cgroupsPath \"%s\": \"..\" is not allowed", cgroups_path);
         *out = cgroups_path[0] == '/' ? xstrdup (cgroups_path) : xasprintf_r ("/%s", cgroups_path);
         return 0;
+}
+
+int
+moat_hostcg_path (const char *cgroups_path, const char *id, bool systemd, char **out, moat_error_t *err)
+{
+        return moat_hostcg_resolve (cgroups_path, NULL, id, systemd, out, err);
 }
 
 /* Calls fn for each hierarchy mount point below /sys/fs/cgroup (or

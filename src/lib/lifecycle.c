@@ -102,7 +102,7 @@ stop_strays (const char *dir)
  * the state: the path its saved config names (create makes it only after
  * saving the config). Only an empty cgroup goes (rmdir). */
 static void
-remove_unrecorded_cgroup (const char *dir, const struct moat_state *st)
+remove_unrecorded_cgroup (const char *root, const char *dir, const struct moat_state *st)
 {
         cleanup_oci_config struct oci_config *cfg = NULL;
         cleanup_error moat_error_t e = NULL;
@@ -114,11 +114,11 @@ remove_unrecorded_cgroup (const char *dir, const struct moat_state *st)
         if (oci_config_load (dir, &cfg, &e) < 0)
                 return; /* create died before it saved the config: no cgroup yet */
         cp = cfg->linux_ ? cfg->linux_->cgroups_path : NULL;
-        if (moat_hostcg_path (cp, st->id, false, &paths[0], &e) < 0)
+        if (moat_hostcg_resolve (cp, root, st->id, false, &paths[0], &e) < 0)
                 return; /* create refused it before making anything */
         /* no cgroupsPath: the default depends on --systemd-cgroup */
         if (cp == NULL || *cp == '\0')
-                moat_hostcg_path (NULL, st->id, true, &paths[1], &e);
+                moat_hostcg_resolve (NULL, root, st->id, true, &paths[1], &e);
         for (int i = 0; i < 2; i++) {
                 cleanup_error moat_error_t e2 = NULL;
                 if (paths[i] && moat_hostcg_remove (paths[i], 200, &e2) < 0)
@@ -176,7 +176,7 @@ moat_sandbox_teardown (const char *root, const struct moat_state *st, moat_error
                         break;
                 }
         /* 4. the host cgroup */
-        remove_unrecorded_cgroup (dir, st);
+        remove_unrecorded_cgroup (root, dir, st);
         if (st->cgroup && moat_hostcg_remove (st->cgroup, 2000, &e) < 0) {
                 if (*err == NULL) {
                         *err = e;

@@ -110,6 +110,20 @@ started" "$out"
 dk exec moat-bg sh -c 'exit 5'
 expect "docker exec returns the process's exit code (5)" 5 "$?"
 
+# docker top: containerd's shim takes the pids from the runtime's
+# `ps --format json` and dockerd keeps the lines of the host's `ps -ef`
+# with those pids. moat answers with the stand-ins' host pids (the init's
+# is State.Pid, then one per running exec), so nothing unrelated shows.
+top_pids() { dk top moat-bg | awk 'NR > 1 {print $2}' | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+standin=$(dk inspect --format '{{.State.Pid}}' moat-bg)
+expect "docker top lists the init's stand-in (State.Pid) and nothing else" "$standin" "$(top_pids)"
+dk exec -d moat-bg sleep 1000
+two_pids() { [ "$(top_pids | wc -w)" -eq 2 ]; }
+wait_until 10 two_pids
+top=$(dk top moat-bg)
+expect "docker top after docker exec -d: the init's stand-in and the exec's (moat exec)" \
+    "$standin 1" "$(awk 'NR > 1 {print $2}' <<<"$top" | grep -x "$standin") $(awk 'NR > 1' <<<"$top" | grep -c ' exec ')"
+
 t0=$(date +%s)
 dk stop -t 20 moat-bg >/dev/null
 expect "docker stop succeeds" 0 "$?"

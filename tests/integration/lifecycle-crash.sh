@@ -63,11 +63,15 @@ alive() { [ -n "$1" ] && [ "$1" != 0 ] && [ -d "/proc/$1" ] && ! grep -q '^State
 
 # leftovers ID: what the container left on the host (empty: nothing)
 leftovers() {
-    local id=$1 left=""
+    local id=$1 left="" d
     pgrep -f "$ROOT/$id/" >/dev/null && left="$left processes($(pgrep -f "$ROOT/$id/" | tr '\n' ' '))"
     [ -e "$ROOT/$id" ] && left="$left state-dir"
     grep -q -e " $ROOT/$id/" -e "$WORK/$id/rootfs" /proc/self/mountinfo && left="$left mounts"
-    ls -d /sys/fs/cgroup/*/moat/"$id" /sys/fs/cgroup/*/$CGNAME-"$id" >/dev/null 2>&1 && left="$left cgroup"
+    # any one left (ls -d of several paths fails when one is missing); the
+    # default cgroup of a --root other than /run/moat is moat/<id>@<hash>
+    for d in /sys/fs/cgroup/*/moat/"$id" /sys/fs/cgroup/*/moat/"$id"@* /sys/fs/cgroup/*/$CGNAME-"$id"; do
+        [ -d "$d" ] && { left="$left cgroup"; break; }
+    done
     echo "$left"
 }
 assert_clean() {

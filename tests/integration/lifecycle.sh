@@ -62,11 +62,15 @@ file_has() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 # leftovers ID: what the container left on the host (empty: nothing)
 leftovers() {
-    local id=$1 left=""
+    local id=$1 left="" d
     pgrep -f "$ROOT/$id/" >/dev/null && left="$left processes($(pgrep -f "$ROOT/$id/" | tr '\n' ' '))"
     [ -e "$ROOT/$id" ] && left="$left state-dir"
     grep -q " $ROOT/$id/" /proc/mounts && left="$left mounts"
-    ls -d /sys/fs/cgroup/*/moat/"$id" /sys/fs/cgroup/*/$CGNAME-"$id" >/dev/null 2>&1 && left="$left cgroup"
+    # any one left (ls -d of several paths fails when one is missing); the
+    # default cgroup of a --root other than /run/moat is moat/<id>@<hash>
+    for d in /sys/fs/cgroup/*/moat/"$id" /sys/fs/cgroup/*/moat/"$id"@* /sys/fs/cgroup/*/$CGNAME-"$id"; do
+        [ -d "$d" ] && { left="$left cgroup"; break; }
+    done
     echo "$left"
 }
 assert_clean() {
