@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 static inline void
 moat_gen_str (yajl_gen g, const char *s)
@@ -48,6 +49,35 @@ moat_gen_kstrv (yajl_gen g, const char *k, const char *const *v)
         for (; *v; v++)
                 moat_gen_str (g, *v);
         yajl_gen_array_close (g);
+}
+
+/* A parsed yajl tree value as it is (numbers keep their text). */
+static inline void
+moat_gen_value (yajl_gen g, yajl_val v)
+{
+        if (v == NULL || YAJL_IS_NULL (v))
+                yajl_gen_null (g);
+        else if (YAJL_IS_STRING (v))
+                moat_gen_str (g, YAJL_GET_STRING (v));
+        else if (YAJL_IS_NUMBER (v))
+                yajl_gen_number (g, YAJL_GET_NUMBER (v), strlen (YAJL_GET_NUMBER (v)));
+        else if (YAJL_IS_TRUE (v))
+                yajl_gen_bool (g, 1);
+        else if (YAJL_IS_FALSE (v))
+                yajl_gen_bool (g, 0);
+        else if (YAJL_IS_ARRAY (v)) {
+                yajl_gen_array_open (g);
+                for (size_t i = 0; i < YAJL_GET_ARRAY (v)->len; i++)
+                        moat_gen_value (g, YAJL_GET_ARRAY (v)->values[i]);
+                yajl_gen_array_close (g);
+        } else if (YAJL_IS_OBJECT (v)) {
+                yajl_gen_map_open (g);
+                for (size_t i = 0; i < YAJL_GET_OBJECT (v)->len; i++) {
+                        moat_gen_str (g, YAJL_GET_OBJECT (v)->keys[i]);
+                        moat_gen_value (g, YAJL_GET_OBJECT (v)->values[i]);
+                }
+                yajl_gen_map_close (g);
+        }
 }
 
 #endif

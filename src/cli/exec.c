@@ -74,40 +74,12 @@ usage (FILE *f)
 }
 
 static void
-gen_value (yajl_gen g, yajl_val v)
-{
-        if (v == NULL || YAJL_IS_NULL (v))
-                yajl_gen_null (g);
-        else if (YAJL_IS_STRING (v))
-                moat_gen_str (g, YAJL_GET_STRING (v));
-        else if (YAJL_IS_NUMBER (v))
-                yajl_gen_number (g, YAJL_GET_NUMBER (v), strlen (YAJL_GET_NUMBER (v)));
-        else if (YAJL_IS_TRUE (v))
-                yajl_gen_bool (g, 1);
-        else if (YAJL_IS_FALSE (v))
-                yajl_gen_bool (g, 0);
-        else if (YAJL_IS_ARRAY (v)) {
-                yajl_gen_array_open (g);
-                for (size_t i = 0; i < YAJL_GET_ARRAY (v)->len; i++)
-                        gen_value (g, YAJL_GET_ARRAY (v)->values[i]);
-                yajl_gen_array_close (g);
-        } else if (YAJL_IS_OBJECT (v)) {
-                yajl_gen_map_open (g);
-                for (size_t i = 0; i < YAJL_GET_OBJECT (v)->len; i++) {
-                        moat_gen_str (g, YAJL_GET_OBJECT (v)->keys[i]);
-                        gen_value (g, YAJL_GET_OBJECT (v)->values[i]);
-                }
-                yajl_gen_map_close (g);
-        }
-}
-
-static void
 gen_strv (yajl_gen g, yajl_val base, char **extra, size_t n_extra)
 {
         yajl_gen_array_open (g);
         if (base && YAJL_IS_ARRAY (base))
                 for (size_t i = 0; i < YAJL_GET_ARRAY (base)->len; i++)
-                        gen_value (g, YAJL_GET_ARRAY (base)->values[i]);
+                        moat_gen_value (g, YAJL_GET_ARRAY (base)->values[i]);
         for (size_t i = 0; i < n_extra; i++)
                 moat_gen_str (g, extra[i]);
         yajl_gen_array_close (g);
@@ -175,7 +147,7 @@ gen_user (yajl_gen g, yajl_val base, const struct exec_opts *o, long uid, long g
                 have_uid |= strcmp (k, "uid") == 0;
                 have_gid |= strcmp (k, "gid") == 0;
                 moat_gen_str (g, k);
-                gen_value (g, YAJL_GET_OBJECT (bu)->values[i]);
+                moat_gen_value (g, YAJL_GET_OBJECT (bu)->values[i]);
         }
         if (uid >= 0 || !have_uid) {
                 moat_gen_str (g, "uid");
@@ -189,7 +161,7 @@ gen_user (yajl_gen g, yajl_val base, const struct exec_opts *o, long uid, long g
                 moat_gen_str (g, "additionalGids");
                 yajl_gen_array_open (g);
                 for (size_t i = 0; bgids && YAJL_IS_ARRAY (bgids) && i < YAJL_GET_ARRAY (bgids)->len; i++)
-                        gen_value (g, YAJL_GET_ARRAY (bgids)->values[i]);
+                        moat_gen_value (g, YAJL_GET_ARRAY (bgids)->values[i]);
                 for (size_t i = 0; i < o->n_gids; i++)
                         yajl_gen_integer (g, o->gids[i]);
                 yajl_gen_array_close (g);
@@ -228,7 +200,7 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                     (strcmp (k, "noNewPrivileges") == 0 && o->no_new_privs))
                         continue;
                 moat_gen_str (g, k);
-                gen_value (g, v);
+                moat_gen_value (g, v);
         }
         moat_gen_str (g, "args");
         gen_strv (g, NULL, o->args, strv_len (o->args));
@@ -254,7 +226,7 @@ build_process (const char *root, const struct exec_opts *o, char **out, bool *te
                                 if (extended)
                                         gen_strv (g, YAJL_GET_OBJECT (caps)->values[i], o->caps, o->n_caps);
                                 else
-                                        gen_value (g, YAJL_GET_OBJECT (caps)->values[i]);
+                                        moat_gen_value (g, YAJL_GET_OBJECT (caps)->values[i]);
                         }
                         for (size_t j = 0; j < ARRAY_SIZE (cap_sets) && o->n_caps; j++) {
                                 const char *const p2[] = {cap_sets[j], NULL};

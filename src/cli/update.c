@@ -77,37 +77,24 @@ unchanged_field (const char *section, const char *key, yajl_val v)
         return false;
 }
 
-/* Writes v; in the members of an object named `section` at the top level,
- * the fields unchanged_field() names are left out. */
+/* Writes the value of top-level member `section`, leaving out the fields
+ * unchanged_field() names when it is an object. */
 static void
-gen_value (yajl_gen g, yajl_val v, const char *section)
+gen_section (yajl_gen g, yajl_val v, const char *section)
 {
-        if (YAJL_IS_OBJECT (v)) {
-                yajl_gen_map_open (g);
-                for (size_t i = 0; i < v->u.object.len; i++) {
-                        const char *k = v->u.object.keys[i];
-                        if (section && unchanged_field (section, k, v->u.object.values[i]))
-                                continue;
-                        moat_gen_str (g, k);
-                        /* only the top level's members are sections */
-                        gen_value (g, v->u.object.values[i], section ? NULL : k);
-                }
-                yajl_gen_map_close (g);
-        } else if (YAJL_IS_ARRAY (v)) {
-                yajl_gen_array_open (g);
-                for (size_t i = 0; i < v->u.array.len; i++)
-                        gen_value (g, v->u.array.values[i], NULL);
-                yajl_gen_array_close (g);
-        } else if (YAJL_IS_STRING (v))
-                moat_gen_str (g, YAJL_GET_STRING (v));
-        else if (YAJL_IS_NUMBER (v))
-                yajl_gen_number (g, YAJL_GET_NUMBER (v), strlen (YAJL_GET_NUMBER (v)));
-        else if (YAJL_IS_TRUE (v))
-                yajl_gen_bool (g, 1);
-        else if (YAJL_IS_FALSE (v))
-                yajl_gen_bool (g, 0);
-        else
-                yajl_gen_null (g);
+        if (!YAJL_IS_OBJECT (v)) {
+                moat_gen_value (g, v);
+                return;
+        }
+        yajl_gen_map_open (g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+                const char *k = v->u.object.keys[i];
+                if (unchanged_field (section, k, v->u.object.values[i]))
+                        continue;
+                moat_gen_str (g, k);
+                moat_gen_value (g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close (g);
 }
 
 /* The resources JSON without the fields runc would leave unchanged, and
@@ -133,7 +120,7 @@ drop_unchanged (const char *json, char **out, moat_error_t *err)
                 if (strcmp (tree->u.object.keys[i], "devices") == 0)
                         continue;
                 moat_gen_str (g, tree->u.object.keys[i]);
-                gen_value (g, tree->u.object.values[i], tree->u.object.keys[i]);
+                gen_section (g, tree->u.object.values[i], tree->u.object.keys[i]);
         }
         yajl_gen_map_close (g);
         yajl_gen_get_buf (g, &buf, &len);
