@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "agent_harness.h"
+
 #include "agent.pb-c.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
@@ -35,51 +37,12 @@ static char cgparent[64]; /* our containers' cgroups are cgroot/cgparent/<id> */
 static pid_t agent_pid;
 static struct ttrpc_client *cl;
 
-static int
-unix_connect (const char *name)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        snprintf (sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, name);
-        for (int i = 0; i < 100; i++) {
-                if (connect (fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-                        return fd;
-                usleep (50000);
-        }
-        close (fd);
-        return -1;
-}
-
 static struct ttrpc_client *
 new_client (void)
 {
-        int fd = unix_connect ("agent.sock");
+        int fd = agent_unix_connect (dir, "agent.sock");
         assert_true (fd >= 0);
         return ttrpc_client_new (fd);
-}
-
-/* One call on client c; errmsg gets the error text (NULL: print it). */
-static int
-call_on (struct ttrpc_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-         ProtobufCMessage **resp, char **errmsg)
-{
-        moat_error_t err = NULL;
-        ProtobufCMessage *r = NULL;
-        int ret = ttrpc_call (c, "moat.agent.v1.Agent", method, req, rd ? rd : &moat__agent__v1__empty__descriptor, &r,
-                              30000, &err);
-        if (ret < 0) {
-                if (errmsg)
-                        *errmsg = xstrdup (err->msg);
-                else
-                        fprintf (stderr, "# %s: %s\n", method, err->msg);
-                moat_error_release (&err);
-                return -1;
-        }
-        if (resp)
-                *resp = r;
-        else
-                protobuf_c_message_free_unpacked (r, NULL);
-        return 0;
 }
 
 static char *
@@ -110,8 +73,8 @@ create_on (struct ttrpc_client *c, const char *id, const char *args_json, const 
         cleanup_free char *cfg = config (id, args_json, extra);
         q.container_id = (char *)id;
         q.config_json = cfg;
-        return call_on (c, "CreateContainer", &q.base, &moat__agent__v1__create_container_response__descriptor, NULL,
-                        errmsg);
+        return agent_call (c, "CreateContainer", &q.base, &moat__agent__v1__create_container_response__descriptor, NULL,
+                           errmsg);
 }
 
 static void
@@ -119,7 +82,7 @@ start (const char *id)
 {
         Moat__Agent__V1__StartContainerRequest q = MOAT__AGENT__V1__START_CONTAINER_REQUEST__INIT;
         q.container_id = (char *)id;
-        assert_int_equal (call_on (cl, "StartContainer", &q.base, NULL, NULL, NULL), 0);
+        assert_int_equal (agent_call (cl, "StartContainer", &q.base, NULL, NULL, NULL), 0);
 }
 
 static int
@@ -131,7 +94,8 @@ exec_on (struct ttrpc_client *c, const char *id, const char *eid, const char *ar
         q.container_id = (char *)id;
         q.exec_id = (char *)eid;
         q.process_json = pj;
-        return call_on (c, "ExecProcess", &q.base, &moat__agent__v1__exec_process_response__descriptor, NULL, errmsg);
+        return agent_call (c, "ExecProcess", &q.base, &moat__agent__v1__exec_process_response__descriptor, NULL,
+                           errmsg);
 }
 
 /* WaitProcess: the status, or -1 with *errmsg */
@@ -143,8 +107,8 @@ wait_on (struct ttrpc_client *c, const char *id, const char *eid, bool *signaled
         int st;
         q.container_id = (char *)id;
         q.exec_id = (char *)eid;
-        if (call_on (c, "WaitProcess", &q.base, &moat__agent__v1__wait_process_response__descriptor,
-                     (ProtobufCMessage **)&r, errmsg) < 0)
+        if (agent_call (c, "WaitProcess", &q.base, &moat__agent__v1__wait_process_response__descriptor,
+                        (ProtobufCMessage **)&r, errmsg) < 0)
                 return -1;
         st = r->status;
         if (signaled)
@@ -160,7 +124,7 @@ signal_on (const char *id, const char *eid, int sig, char **errmsg)
         q.container_id = (char *)id;
         q.exec_id = (char *)eid;
         q.signal = sig;
-        return call_on (cl, "SignalProcess", &q.base, NULL, NULL, errmsg);
+        return agent_call (cl, "SignalProcess", &q.base, NULL, NULL, errmsg);
 }
 
 static int
@@ -169,14 +133,15 @@ remove_on (struct ttrpc_client *c, const char *id, bool force, char **errmsg)
         Moat__Agent__V1__RemoveContainerRequest q = MOAT__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
         q.container_id = (char *)id;
         q.force = force;
-        return call_on (c, "RemoveContainer", &q.base, NULL, NULL, errmsg);
+        return agent_call (c, "RemoveContainer", &q.base, NULL, NULL, errmsg);
 }
 
 static void
 check_alive (void)
 {
         Moat__Agent__V1__CheckRequest q = MOAT__AGENT__V1__CHECK_REQUEST__INIT;
-        assert_int_equal (call_on (cl, "Check", &q.base, &moat__agent__v1__check_response__descriptor, NULL, NULL), 0);
+        assert_int_equal (agent_call (cl, "Check", &q.base, &moat__agent__v1__check_response__descriptor, NULL, NULL),
+                          0);
         assert_int_equal (waitpid (agent_pid, NULL, WNOHANG), 0);
 }
 
@@ -442,7 +407,7 @@ pause_on (const char *method, const char *id, char **errmsg)
         q.container_id = (char *)id;
         if (strcmp (method, "ResumeContainer") == 0)
                 q.base.descriptor = &moat__agent__v1__resume_container_request__descriptor;
-        return call_on (cl, method, &q.base, NULL, NULL, errmsg);
+        return agent_call (cl, method, &q.base, NULL, NULL, errmsg);
 }
 
 /* PauseContainer racing ExecProcess: the exec is never frozen half set up
@@ -556,7 +521,7 @@ setup (void **state)
                 execl (agent, agent, NULL);
                 _exit (127);
         }
-        fd = unix_connect ("agent.sock");
+        fd = agent_unix_connect (dir, "agent.sock");
         if (fd < 0)
                 return -1;
         cl = ttrpc_client_new (fd);
@@ -569,7 +534,7 @@ teardown (void **state)
         Moat__Agent__V1__DestroySandboxRequest q = MOAT__AGENT__V1__DESTROY_SANDBOX_REQUEST__INIT;
         cleanup_free char *cmd = xasprintf_r ("rm -rf %s", dir);
         if (cl) {
-                call_on (cl, "DestroySandbox", &q.base, NULL, NULL, NULL);
+                agent_call (cl, "DestroySandbox", &q.base, NULL, NULL, NULL);
                 ttrpc_client_free (cl);
         }
         if (agent_pid > 0) {

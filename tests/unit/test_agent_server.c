@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "agent_harness.h"
+
 #include "agent.pb-c.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
@@ -30,25 +32,10 @@ static pid_t agent_pid;
 static struct ttrpc_client *cl;
 
 static int
-unix_connect (const char *name)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        snprintf (sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, name);
-        for (int i = 0; i < 100; i++) {
-                if (connect (fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-                        return fd;
-                usleep (50000);
-        }
-        close (fd);
-        return -1;
-}
-
-static int
 open_stream (const char *cid, const char *eid, const char *stream)
 {
         char hdr[256], ok[8] = {0};
-        int fd = unix_connect ("stdio.sock");
+        int fd = agent_unix_connect (dir, "stdio.sock");
         assert_true (fd >= 0);
         snprintf (hdr, sizeof hdr, "STDIO %s %s %s\n", cid, eid, stream);
         assert_true (write_all (fd, hdr, strlen (hdr)) > 0);
@@ -69,23 +56,7 @@ static int
 call (const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp,
       char **errmsg)
 {
-        moat_error_t err = NULL;
-        ProtobufCMessage *r = NULL;
-        int ret = ttrpc_call (cl, "moat.agent.v1.Agent", method, req, rd ? rd : &moat__agent__v1__empty__descriptor, &r,
-                              30000, &err);
-        if (ret < 0) {
-                if (errmsg)
-                        *errmsg = xstrdup (err->msg);
-                else
-                        fprintf (stderr, "# %s: %s\n", method, err->msg);
-                moat_error_release (&err);
-                return -1;
-        }
-        if (resp)
-                *resp = r;
-        else
-                protobuf_c_message_free_unpacked (r, NULL);
-        return 0;
+        return agent_call (cl, method, req, rd, resp, errmsg);
 }
 
 static char *
@@ -317,7 +288,7 @@ setup (void **state)
                 execl (agent, agent, NULL);
                 _exit (127);
         }
-        fd = unix_connect ("agent.sock");
+        fd = agent_unix_connect (dir, "agent.sock");
         if (fd < 0)
                 return -1;
         cl = ttrpc_client_new (fd);
