@@ -227,4 +227,12 @@ int agent_stdio_take_extra (const char *cid, const char *exec_id, struct agent_e
  * half-closes it (a stream); owns both fds, even when it fails. */
 int agent_fd_relay_start (int from, int to, bool to_pipe, moat_error_t *err);
 
+/* --- net.c: the container's network interfaces --- */
+struct Moat__Agent__V1__NetInterface;
+/* Gives the held init's network namespace the interfaces
+ * (CreateContainerRequest.interfaces): the n-th virtio-net device of the VM
+ * moves in as ifs[n] (name, MAC, MTU, addresses, up, routes), lo comes up.
+ * The error names the interface and the step. */
+int agent_net_setup (pid_t init_pid, struct Moat__Agent__V1__NetInterface **ifs, size_t n, moat_error_t *err);
+
 #endif

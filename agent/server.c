@@ -174,6 +174,15 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         }
         /* c comes with a reference: a RemoveContainer from now on waits for it */
         adopt_stdio (c->init, fds, tty);
+        /* its network, before its process runs; a failure stops it (the
+         * host then destroys the sandbox, or removes the container) */
+        if (agent_net_setup (c->init->pid, q->interfaces, q->n_interfaces, err) < 0) {
+                cleanup_error moat_error_t e = NULL;
+                if (agent_container_kill_all (c, SIGKILL, &e) < 0)
+                        agent_log ("create %s: %s", q->container_id, e->msg);
+                agent_put (c);
+                return moat_error_wrap (err, "create %s", q->container_id);
+        }
         r = NEW_MSG (Moat__Agent__V1__CreateContainerResponse, moat__agent__v1__create_container_response__init);
         r->pid = c->init->pid;
         agent_put (c);

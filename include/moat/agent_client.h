@@ -6,6 +6,7 @@
 #define MOAT_AGENT_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "moat/error.h"
@@ -47,6 +48,12 @@ int moat_agent_check (struct moat_agent *a, char **version, char **release, moat
 /* host_bundle: the bundle path on the host (the "bundle" in-guest hooks see). */
 int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                                  const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
+/* The same, with the network interfaces the agent gives the container
+ * (include/moat/net.h; CreateContainerRequest.interfaces). */
+struct moat_net_iface;
+int moat_agent_create_container_net (struct moat_agent *a, const char *id, const char *config_json,
+                                     const char *host_bundle, const struct moat_stdio_spec *stdio,
+                                     const struct moat_net_iface *ifs, size_t n_ifs, uint32_t *pid, moat_error_t *err);
 int moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *err);
 int moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, int sig, bool all, moat_error_t *err);
 /* *status: the code, or 128+n when killed by signal n. */

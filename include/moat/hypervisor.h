@@ -29,11 +29,18 @@ struct moat_vm_config {
         const char *vmm_log;       /* the VMM's own stdout/stderr */
         const char *workdir;       /* the VMM's cwd */
         bool die_with_parent;      /* the VMM dies with the calling process (run) */
+        /* Networking (include/moat/net.h): tap is NULL for none. A backend
+         * with tap_by_name is spawned inside netns_fd and makes tap itself;
+         * the others get tap_fd, an open tap in that namespace. */
+        const char *tap;
+        int tap_fd;
+        int netns_fd;
 };
 
 struct moat_hypervisor {
         const char *name;
         bool needs_vsockd; /* the sandbox starts moat-vsock and passes its vhost-user socket */
+        bool tap_by_name;  /* opens the tap itself, by name, in the namespace it runs in */
         int (*start) (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err);
 };
 

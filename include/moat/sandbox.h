@@ -30,6 +30,10 @@ struct moat_sandbox_opts {
         /* Polled while waiting for the guest: true aborts the boot (EINTR). */
         bool (*interrupted) (void *ctx);
         void *ictx;
+        /* The VM gets a virtio-net device on a tap in network namespace
+         * netns_fd (include/moat/net.h); false: no network device. */
+        bool net_tap;
+        int netns_fd;
 };
 
 struct moat_sandbox {
@@ -48,6 +52,7 @@ struct moat_sandbox {
         struct moat_agent *agent;
         char *kernel_release;
         int64_t t_launch, t_ready; /* now_ms() at VM launch, agent answered */
+        char tap[16];              /* the VM's tap in the sandbox network namespace, "" for none */
         /* Called by moat_sandbox_destroy once the VM, moat-vsock, the share
          * and the host cgroup (state.cgroup) are gone, before the state
          * directory is removed and the lock released: where create's

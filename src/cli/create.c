@@ -13,10 +13,15 @@
  * - The share's bind mounts are made in a private mount namespace (slave
  *   of the host's) that the VMM, moat-vsock and the stand-in keep alive:
  *   they are invisible on the host and vanish with those processes.
- * - The stand-in joins the config's network namespace on the host (a new
- *   one, or the one at its path); every namespace path is checked to be a
- *   namespace of its type before the VM boots, and removed from the guest
- *   config (the guest makes new namespaces: host ones cannot be joined).
+ * - The config's network namespace on the host (the one at its path, or a
+ *   new one made here) exists before the VM boots; the stand-in joins it.
+ *   Unless it is the host's own, the VM gets a tap in it, and once the
+ *   prestart/createRuntime hooks ran its first interface is connected to
+ *   the tap with tc and described to the agent, which gives it to the
+ *   container (docs/architecture.md, Networking). Every namespace path is
+ *   checked to be a namespace of its type before the VM boots, and removed
+ *   from the guest config (the guest makes new namespaces: host ones cannot
+ *   be joined).
  * - Hooks: prestart and createRuntime run here, in that order, before
  *   CreateContainer; createContainer runs in the guest, in the container's
  *   namespaces, chrooted into a read-only view of the host's root that the
@@ -57,6 +62,7 @@
 #include "moat/hostcgroup.h"
 #include "moat/lifecycle.h"
 #include "moat/log.h"
+#include "moat/net.h"
 #include "moat/process.h"
 #include "moat/sandbox.h"
 #include "moat/standin.h"
@@ -97,28 +103,16 @@ boot_interrupted (void *ctx)
                sigismember (&p, SIGQUIT);
 }
 
-/* The stand-in joins the host-side namespaces the config names: network
- * (a new one, or the one at its path), so prestart hooks (Docker's
- * networking) find it at /proc/<state.pid>/ns/net. The guest has its own
- * kernel: nothing of the container runs in it. */
+/* The stand-in joins the sandbox's network namespace (the config's path,
+ * or the new one create made before the VM booted: see moat_net_sandbox_ns),
+ * so prestart hooks (Docker's networking) find it at
+ * /proc/<state.pid>/ns/net. The guest has its own kernel: nothing of the
+ * container runs in it. */
 static int
-standin_namespaces (const struct oci_config *cfg, moat_error_t *err)
+standin_namespaces (int netns_fd, moat_error_t *err)
 {
-        if (cfg->linux_ == NULL)
-                return 0;
-        for (size_t i = 0; i < cfg->linux_->n_namespaces; i++) {
-                const struct oci_namespace *ns = &cfg->linux_->namespaces[i];
-                if (ns->clone_flag != CLONE_NEWNET)
-                        continue;
-                if (ns->path && *ns->path) {
-                        cleanup_close int fd = open (ns->path, O_RDONLY | O_CLOEXEC);
-                        if (fd < 0)
-                                return moat_make_error (err, errno, "linux.namespaces: network: open %s", ns->path);
-                        if (setns (fd, CLONE_NEWNET) < 0)
-                                return moat_make_error (err, errno, "linux.namespaces: network: join %s", ns->path);
-                } else if (unshare (CLONE_NEWNET) < 0)
-                        return moat_make_error (err, errno, "linux.namespaces: network: unshare");
-        }
+        if (netns_fd >= 0 && setns (netns_fd, CLONE_NEWNET) < 0)
+                return moat_make_error (err, errno, "linux.namespaces: network: join the sandbox network namespace");
         return 0;
 }
 
@@ -151,6 +145,7 @@ struct standin_args {
         int slave;    /* terminal: the pty slave, else -1 */
         int sync;     /* our end of the socketpair */
         int close_fd; /* create's fd of the host mount namespace */
+        int netns_fd; /* the sandbox network namespace, -1: none */
 };
 
 /* In the stand-in: moves the slave above 2 if it is there, then points 0, 1
@@ -192,7 +187,8 @@ static void __attribute__ ((noreturn)) standin_main (struct standin_args *a)
 {
         cleanup_error moat_error_t err = NULL;
         struct moat_exit ex = {.status = 255};
-        int rc;
+        int rc, net_ifindex = 0;
+        char net_name[16] = "";
 
         if (a->sb->lock_fd >= 0) /* the flock belongs to create, not to us */
                 close (a->sb->lock_fd);
@@ -209,14 +205,35 @@ static void __attribute__ ((noreturn)) standin_main (struct standin_args *a)
                 if (stdio_to_null (a, &err) < 0)
                         goto fail;
         }
-        if (standin_namespaces (a->sb->cfg, &err) < 0)
+        if (standin_namespaces (a->netns_fd, &err) < 0)
                 goto fail;
+        if (a->netns_fd >= 0)
+                close (a->netns_fd);
+        /* signals that come before "g" are forwarded once the process runs */
+        moat_standin_block_signals ();
         if (write (a->sync, "ok", 2) != 2)
                 _exit (1);
-        a->s.go_fd = a->sync;
+        /* "g", or "g<ifindex> <name>": the interface create connected to the
+         * VM with tc, which we disconnect once the VM is gone */
+        {
+                char go[64];
+                ssize_t n;
+                do
+                        n = read (a->sync, go, sizeof go - 1);
+                while (n < 0 && errno == EINTR);
+                if (n <= 0 || go[0] != 'g')
+                        _exit (1); /* create failed after all */
+                go[n] = '\0';
+                if (n > 1 && sscanf (go + 1, "%d %15s", &net_ifindex, net_name) != 2)
+                        net_ifindex = 0;
+        }
+        a->s.go_fd = -1;
         rc = moat_standin_run (&a->s, &ex, &err);
-        if (rc == 1)
-                _exit (1); /* create failed after all */
+        if (net_ifindex > 0) {
+                cleanup_error moat_error_t e = NULL;
+                if (moat_net_disconnect (-1, net_ifindex, net_name, &e) < 0)
+                        moat_log (MOAT_LOG_WARNING, "%s: disconnect %s: %s", a->sb->id, net_name, e->msg);
+        }
         if (rc < 0) {
                 char *m = xasprintf_r ("E%s", err->msg);
                 /* the foreground run reports it; a detached one logs it */
@@ -301,7 +318,7 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         struct moat_sandbox_opts so = {0};
         struct moat_sandbox *sb = NULL;
         struct moat_stdio_spec stdio = {0};
-        struct standin_args a = {.slave = -1, .sync = -1, .close_fd = -1};
+        struct standin_args a = {.slave = -1, .sync = -1, .close_fd = -1, .netns_fd = -1};
         int fds[3] = {-1, -1, -1};
         int master = -1, sp[2] = {-1, -1};
         pid_t child = -1;
@@ -311,6 +328,10 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         cleanup_close int host_mnt = -1;
         struct moat_hook_ns hns = {.mnt_fd = -1};
         cleanup_free struct moat_preserved_fd *extra = NULL;
+        cleanup_close int netns_fd = -1;
+        struct moat_net_iface *ifs = NULL;
+        size_t n_ifs = 0;
+        bool net_tap = false;
         size_t n_extra = o->preserve_fds > 0 ? o->preserve_fds : 0;
         sigset_t mask;
 
@@ -347,10 +368,14 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                                         "process.terminal is true: --console-socket is needed to hand out the pty");
                         if (!t && o->console_socket)
                                 return moat_make_error (err, 0, "--console-socket given but process.terminal is false");
-                        if (moat_hostcg_path (cfg->linux_ ? cfg->linux_->cgroups_path : NULL, o->id, g->systemd_cgroup,
-                                              &cg, err) < 0)
+                        if (moat_hostcg_resolve (cfg->linux_ ? cfg->linux_->cgroups_path : NULL, g->root, o->id,
+                                                 g->systemd_cgroup, &cg, err) < 0)
                                 return -1;
                         if (check_namespace_paths (cfg, err) < 0)
+                                return -1;
+                        /* the sandbox network namespace exists before the
+                         * VM boots: its tap is made in it */
+                        if (moat_net_sandbox_ns (cfg, &netns_fd, &net_tap, err) < 0)
                                 return -1;
                 } else
                         moat_error_release (err); /* moat_sandbox_create reports it with context */
@@ -371,6 +396,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         hns.mnt_fd = host_mnt;
         a.close_fd = host_mnt;
 
+        so.net_tap = net_tap;
+        so.netns_fd = netns_fd;
         if (moat_sandbox_create (&so, &sb, err) < 0)
                 return -1;
         terminal = sb->cfg->process->terminal;
@@ -379,8 +406,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                 goto fail;
 
         /* host cgroup: VMM and moat-vsock now, the stand-in below */
-        if (moat_hostcg_path (sb->cfg->linux_ ? sb->cfg->linux_->cgroups_path : NULL, o->id, g->systemd_cgroup, &cgpath,
-                              err) < 0)
+        if (moat_hostcg_resolve (sb->cfg->linux_ ? sb->cfg->linux_->cgroups_path : NULL, g->root, o->id,
+                                 g->systemd_cgroup, &cgpath, err) < 0)
                 goto fail;
         sb->state.cgroup = xstrdup (cgpath);
         /* recorded before it exists: a create killed from here on leaves
@@ -419,6 +446,7 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         }
         a.sb = sb;
         a.sync = sp[1];
+        a.netns_fd = netns_fd;
         a.s = (struct moat_standin){
                 .vsock_socket = sb->vsock_socket,
                 .id = sb->id,
@@ -478,6 +506,10 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         if (moat_hooks_run (sb->cfg, OCI_HOOK_PRESTART, state_json, false, &hns, err) < 0 ||
             moat_hooks_run (sb->cfg, OCI_HOOK_CREATE_RUNTIME, state_json, false, &hns, err) < 0)
                 goto fail;
+        /* the hooks made the network (Docker's veth); connect the interface
+         * to the VM's tap */
+        if (sb->tap[0] && moat_net_connect (netns_fd, sb->tap, &ifs, &n_ifs, err) < 0)
+                goto fail;
         /* the container, held; the agent runs the createContainer hooks in
          * its namespaces, in the host view the share lends for that */
         stdio.terminal = terminal;
@@ -492,7 +524,8 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                         stdio.cols = ws.ws_col;
                 }
         }
-        if (moat_agent_create_container (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, NULL, err) < 0)
+        if (moat_agent_create_container_net (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, ifs, n_ifs, NULL,
+                                             err) < 0)
                 goto fail;
         if (moat_share_drop_host_view (&sb->share, err) < 0)
                 goto fail;
@@ -502,10 +535,16 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                 goto fail;
         if (o->pid_file && moat_write_pid_file (o->pid_file, child, err) < 0)
                 goto fail;
-        if (write (sp[0], "g", 1) != 1) {
-                moat_make_error (err, errno, "the stand-in (pid %d) died", (int)child);
-                goto fail;
+        {
+                cleanup_free char *go = n_ifs ? xasprintf_r ("g%d %s", ifs[0].ifindex, ifs[0].name) : xstrdup ("g");
+                if (write (sp[0], go, strlen (go)) != (ssize_t)strlen (go)) {
+                        moat_make_error (err, errno, "the stand-in (pid %d) died", (int)child);
+                        goto fail;
+                }
         }
+        moat_net_ifaces_free (ifs, n_ifs);
+        ifs = NULL;
+        n_ifs = 0;
         if (o->standin_sync)
                 *o->standin_sync = sp[0];
         else
@@ -519,6 +558,12 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
         return 0;
 
 fail:
+        if (n_ifs) {
+                cleanup_error moat_error_t e = NULL;
+                if (moat_net_disconnect (netns_fd, ifs[0].ifindex, ifs[0].name, &e) < 0)
+                        moat_warn ("%s: disconnect %s: %s", o->id, ifs[0].name, e->msg);
+        }
+        moat_net_ifaces_free (ifs, n_ifs);
         if (sp[0] >= 0)
                 close (sp[0]); /* the stand-in reads EOF and exits */
         if (sp[1] >= 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ttrpc calls to moat-agent (service moat.agent.v1.Agent on vsock 1024). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +8,7 @@
 #include "agent.pb-c.h"
 #include "moat/agent_client.h"
 #include "moat/log.h"
+#include "moat/net.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 
@@ -144,26 +146,116 @@ stdio_spec_fill (Moat__Agent__V1__StdioSpec *s, const struct moat_stdio_spec *st
         s->extra_fds = stdio->extra_fds;
 }
 
+static char *
+ip_str (int family, const uint8_t *a)
+{
+        char buf[INET6_ADDRSTRLEN];
+        if (inet_ntop (family, a, buf, sizeof buf) == NULL)
+                return xstrdup ("");
+        return xstrdup (buf);
+}
+
+/* The proto messages for ifs (freed by net_msgs_free). */
+static Moat__Agent__V1__NetInterface **
+net_msgs (const struct moat_net_iface *ifs, size_t n)
+{
+        Moat__Agent__V1__NetInterface **v = xzalloc ((n + 1) * sizeof *v);
+        for (size_t i = 0; i < n; i++) {
+                const struct moat_net_iface *f = &ifs[i];
+                Moat__Agent__V1__NetInterface *m = xzalloc (sizeof *m);
+                char mac[18];
+                moat__agent__v1__net_interface__init (m);
+                m->name = xstrdup (f->name);
+                moat_net_mac_str (f->mac, mac);
+                m->mac = xstrdup (mac);
+                m->mtu = f->mtu;
+                m->n_addresses = f->n_addrs;
+                m->addresses = xzalloc ((f->n_addrs + 1) * sizeof *m->addresses);
+                for (size_t j = 0; j < f->n_addrs; j++) {
+                        Moat__Agent__V1__NetAddress *a = xzalloc (sizeof *a);
+                        moat__agent__v1__net_address__init (a);
+                        a->address = ip_str (f->addrs[j].family, f->addrs[j].addr);
+                        a->prefix_len = f->addrs[j].prefix;
+                        m->addresses[j] = a;
+                }
+                m->n_routes = f->n_routes;
+                m->routes = xzalloc ((f->n_routes + 1) * sizeof *m->routes);
+                for (size_t j = 0; j < f->n_routes; j++) {
+                        const struct moat_net_route *ro = &f->routes[j];
+                        Moat__Agent__V1__NetRoute *r = xzalloc (sizeof *r);
+                        moat__agent__v1__net_route__init (r);
+                        r->dest = ro->dst_len ? ip_str (ro->family, ro->dst) : xstrdup ("");
+                        r->dest_prefix_len = ro->dst_len;
+                        r->gateway = ro->has_gw ? ip_str (ro->family, ro->gw) : xstrdup ("");
+                        r->device = xstrdup (f->name);
+                        r->metric = ro->metric;
+                        r->family = ro->family;
+                        m->routes[j] = r;
+                }
+                v[i] = m;
+        }
+        return v;
+}
+
+static void
+net_msgs_free (Moat__Agent__V1__NetInterface **v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++) {
+                Moat__Agent__V1__NetInterface *m = v[i];
+                for (size_t j = 0; j < m->n_addresses; j++) {
+                        free (m->addresses[j]->address);
+                        free (m->addresses[j]);
+                }
+                for (size_t j = 0; j < m->n_routes; j++) {
+                        free (m->routes[j]->dest);
+                        free (m->routes[j]->gateway);
+                        free (m->routes[j]->device);
+                        free (m->routes[j]);
+                }
+                free (m->addresses);
+                free (m->routes);
+                free (m->name);
+                free (m->mac);
+                free (m);
+        }
+        free (v);
+}
+
 int
-moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
-                             const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
+moat_agent_create_container_net (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
+                                 const struct moat_stdio_spec *stdio, const struct moat_net_iface *ifs, size_t n_ifs,
+                                 uint32_t *pid, moat_error_t *err)
 {
         Moat__Agent__V1__CreateContainerRequest req = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
         Moat__Agent__V1__CreateContainerResponse *resp = NULL;
+        int r;
 
         stdio_spec_fill (&s, stdio);
         req.container_id = (char *)id;
         req.config_json = (char *)config_json;
         req.bundle = (char *)(host_bundle ? host_bundle : "");
         req.stdio = &s;
-        if (call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
-                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err) < 0)
+        if (n_ifs) {
+                req.n_interfaces = n_ifs;
+                req.interfaces = net_msgs (ifs, n_ifs);
+        }
+        r = call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
+                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err);
+        net_msgs_free (req.interfaces, req.n_interfaces);
+        if (r < 0)
                 return -1;
         if (pid)
                 *pid = resp->pid;
         protobuf_c_message_free_unpacked (&resp->base, NULL);
         return 0;
+}
+
+int
+moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
+                             const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
+{
+        return moat_agent_create_container_net (a, id, config_json, host_bundle, stdio, NULL, 0, pid, err);
 }
 
 int

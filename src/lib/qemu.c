@@ -136,6 +136,15 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = fsdev;
         argv[n++] = "-device";
         argv[n++] = "virtio-9p-device,fsdev=share,mount_tag=moatshare";
+        if (c->tap && c->tap_fd >= 0) {
+                /* the tap (made in the sandbox network namespace) as fd 3 */
+                o.pass_fd = c->tap_fd;
+                o.pass_fd_as = 3;
+                argv[n++] = "-netdev";
+                argv[n++] = "tap,id=net0,fd=3";
+                argv[n++] = "-device";
+                argv[n++] = "virtio-net-device,netdev=net0";
+        }
         argv[n] = NULL;
 
         moat_debug ("qemu: accel %s, %lu MiB, %u vCPU", kvm ? "kvm" : "tcg", (unsigned long)c->mem_mib, c->vcpus);

@@ -13,6 +13,7 @@
 #include "moat/hostcgroup.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
+#include "moat/net.h"
 #include "moat/paths.h"
 #include "moat/process.h"
 #include "moat/sandbox.h"
@@ -219,6 +220,7 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         cleanup_free char *initrd = NULL;
         cleanup_free char *cmdline = moat_vm_cmdline (o->debug);
         struct moat_vm_config vc = {0};
+        cleanup_close int tap_fd = -1;
 
         if (hv == NULL)
                 return -1;
@@ -240,6 +242,20 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.vmm_log = sb->vmm_log;
         vc.workdir = sb->dir;
         vc.die_with_parent = o->die_with_parent;
+        vc.tap_fd = -1;
+        vc.netns_fd = -1;
+        if (o->net_tap) {
+                /* the tap goes with the VMM: it holds the only fd */
+                moat_net_tap_name (sb->id, sb->tap);
+                vc.tap = sb->tap;
+                vc.netns_fd = o->netns_fd;
+                if (!hv->tap_by_name) {
+                        tap_fd = moat_net_tap_open (o->netns_fd, sb->tap, err);
+                        if (tap_fd < 0)
+                                return -1;
+                        vc.tap_fd = tap_fd;
+                }
+        }
         sb->t_launch = now_ms ();
         if (hv->start (&vc, &sb->vmm_pid, err) < 0)
                 return -1;

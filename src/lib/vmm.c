@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -126,12 +127,32 @@ vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = cid;
         argv[n++] = "--share";
         argv[n++] = share;
+        if (c->tap) {
+                argv[n++] = "--tap";
+                argv[n++] = c->tap;
+        }
         argv[n] = NULL;
 
         struct moat_spawn_opts o = {
                 .workdir = c->workdir, .log = c->vmm_log, .pass_fd = -1, .die_with_parent = c->die_with_parent};
+        cleanup_close int cur = -1;
+        int r;
         moat_debug ("moat-vmm: %lu MiB, %u vCPU", (unsigned long)c->mem_mib, c->vcpus);
-        if (moat_spawn ((char *const *)argv, &o, pid, err) < 0)
+        /* with a network device, moat-vmm runs in the sandbox's network
+         * namespace and makes its tap there (as Kata's hypervisor does) */
+        if (c->tap && c->netns_fd >= 0) {
+                cur = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+                if (cur < 0)
+                        return moat_make_error (err, errno, "open /proc/thread-self/ns/net");
+                if (setns (c->netns_fd, CLONE_NEWNET) < 0)
+                        return moat_make_error (err, errno, "start moat-vmm: enter the sandbox network namespace");
+        }
+        r = moat_spawn ((char *const *)argv, &o, pid, err);
+        if (cur >= 0 && setns (cur, CLONE_NEWNET) < 0) {
+                moat_log (MOAT_LOG_ERROR, "return to our network namespace: %s", strerror (errno));
+                abort ();
+        }
+        if (r < 0)
                 return moat_error_wrap (err, "start moat-vmm");
         return 0;
 }
@@ -139,6 +160,7 @@ vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 const struct moat_hypervisor moat_vmm_hypervisor = {
         .name = "moat-vmm",
         .needs_vsockd = false,
+        .tap_by_name = true,
         .start = vmm_start,
 };
 
