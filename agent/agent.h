@@ -233,6 +233,6 @@ struct Moat__Agent__V1__NetInterface;
  * (CreateContainerRequest.interfaces): the n-th virtio-net device of the VM
  * moves in as ifs[n] (name, MAC, MTU, addresses, up, routes), lo comes up.
  * The error names the interface and the step. */
-int agent_net_setup (pid_t init_pid, struct Moat__Agent__V1__NetInterface **ifs, size_t n, moat_error_t *err);
+int agent_net_setup (int nsfd, struct Moat__Agent__V1__NetInterface **ifs, size_t n, moat_error_t *err);
 
 #endif

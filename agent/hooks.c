@@ -254,6 +254,35 @@ view_prepare (const char *view, moat_error_t *err)
         return 0;
 }
 
+/* After the createContainer hooks: nothing may keep a way into the view
+ * once the host withdraws it (a detached mount stays reachable through
+ * whatever still holds it, and a 9p server may keep a file open per fid).
+ * Processes a hook left behind hold their root, cwd or files there: in the
+ * container's own pid namespace, whose init we are, they all die. Then the
+ * guest's unused dentries are evicted, which clunks their 9p fids, so the
+ * server closes everything it opened in the view. */
+static void
+view_close (const char *view)
+{
+        view_release (view);
+        if (getpid () == 1) {
+                long long deadline = hook_now_ms () + 2000;
+                kill (-1, SIGKILL);
+                while (hook_now_ms () < deadline) {
+                        pid_t r = waitpid (-1, NULL, __WALL | WNOHANG);
+                        if (r < 0 && errno != EINTR)
+                                break; /* ECHILD: all reaped */
+                        if (r == 0)
+                                usleep (10000);
+                }
+        }
+        {
+                cleanup_close int fd = open ("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+                if (fd < 0 || write (fd, "2\n", 2) != 2)
+                        agent_debug ("hooks: drop the dentry cache: %s", strerror (errno));
+        }
+}
+
 /* Whether h->path names an executable in the view, symlinks resolved
  * inside it (as they will be once the hook is chrooted there). */
 static int
@@ -354,7 +383,7 @@ agent_hooks_run_here (struct oci_config *cfg, int kind, const char *id, const ch
                 ret = run_here (&cfg->hooks[kind][i], state, view, bundle, what, err);
         }
         if (view)
-                view_release (view);
+                view_close (view);
         return ret;
 }
 

@@ -219,25 +219,37 @@ setup_one (int fd, const Moat__Agent__V1__NetInterface *f, moat_error_t *err)
 }
 
 int
-agent_net_setup (pid_t init_pid, struct Moat__Agent__V1__NetInterface **ifs, size_t n, moat_error_t *err)
+agent_net_setup (int nsfd, struct Moat__Agent__V1__NetInterface **ifs, size_t n, moat_error_t *err)
 {
-        char path[64];
         struct stat ours, theirs;
         cleanup_close int root = -1;
-        cleanup_close int nsfd = -1;
         cleanup_close int fd = -1;
         struct devs d = {0};
 
-        if (n == 0)
-                return 0;
-        snprintf (path, sizeof path, "/proc/%d/ns/net", (int)init_pid);
-        if (stat ("/proc/self/ns/net", &ours) < 0 || stat (path, &theirs) < 0)
-                return moat_make_error (err, errno, "network interface %s: stat %s", ifs[0]->name, path);
-        if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
+        if (stat ("/proc/self/ns/net", &ours) < 0 || fstat (nsfd, &theirs) < 0)
+                return moat_make_error (err, errno, "the container's network namespace");
+        if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+                if (n == 0)
+                        return 0; /* the agent's own: lo is up already */
                 return moat_make_error (err, EINVAL,
                                         "network interface %s: the container has no network namespace of its own "
                                         "(linux.namespaces has no network entry)",
                                         ifs[0]->name);
+        }
+        if (n == 0) {
+                /* a new namespace's lo is down: up, as runc does */
+                fd = moat_nl_open (nsfd, err);
+                if (fd < 0 || set_link (fd, "lo", 0, NULL, 0, true, "set lo up", err) < 0)
+                        return moat_error_wrap (err, "the container's network namespace");
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *name = ifs[i]->name;
+                if (*name == '\0' || strlen (name) >= IFNAMSIZ || strchr (name, '/') || strchr (name, ' ') ||
+                    strcmp (name, "lo") == 0)
+                        return moat_make_error (err, EINVAL, "network interface \"%s\": not a valid interface name",
+                                                name);
+        }
         root = moat_nl_open (-1, err);
         if (root < 0 || list_devs (root, &d, err) < 0)
                 return moat_error_wrap (err, "network interface %s", ifs[0]->name);
@@ -249,23 +261,16 @@ agent_net_setup (pid_t init_pid, struct Moat__Agent__V1__NetInterface **ifs, siz
                 const char *name = ifs[i]->name;
                 struct moat_nlreq r;
                 struct ifinfomsg *ifi;
-                if (*name == '\0' || strlen (name) >= IFNAMSIZ || strchr (name, '/') || strchr (name, ' ') ||
-                    strcmp (name, "lo") == 0)
-                        return moat_make_error (err, EINVAL, "network interface \"%s\": not a valid interface name",
-                                                name);
                 /* into the container's namespace, renamed on the way */
                 ifi = moat_nl_init (&r, RTM_NEWLINK, 0, sizeof *ifi);
                 ifi->ifi_family = AF_UNSPEC;
                 ifi->ifi_index = d.idx[i];
-                moat_nl_attr_u32 (&r, IFLA_NET_NS_PID, init_pid);
+                moat_nl_attr_u32 (&r, IFLA_NET_NS_FD, (uint32_t)nsfd);
                 moat_nl_attr_str (&r, IFLA_IFNAME, name);
                 if (moat_nl_talk (root, &r, "move the VM's network device into the container's network namespace",
                                   err) < 0)
                         return moat_error_wrap (err, "network interface %s", name);
         }
-        nsfd = open (path, O_RDONLY | O_CLOEXEC);
-        if (nsfd < 0)
-                return moat_make_error (err, errno, "network interface %s: open %s", ifs[0]->name, path);
         fd = moat_nl_open (nsfd, err);
         if (fd < 0)
                 return moat_error_wrap (err, "network interface %s", ifs[0]->name);

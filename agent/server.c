@@ -156,6 +156,22 @@ adopt_stdio (struct agent_process *p, int fds[4], int tty_master)
         close_fds (fds);
 }
 
+/* The held init's network namespace, pinned: opened by pid, then the
+ * init's pidfd proves it was still that process (not a reused pid). */
+static int
+init_netns (struct agent_container *c, int *nsfd, moat_error_t *err)
+{
+        char path[64];
+
+        snprintf (path, sizeof path, "/proc/%d/ns/net", (int)c->init->pid);
+        *nsfd = open (path, O_RDONLY | O_CLOEXEC);
+        if (*nsfd < 0)
+                return moat_make_error (err, errno, "the container's network namespace: open %s", path);
+        if (agent_process_kill (c->init, 0) < 0)
+                return moat_make_error (err, ESRCH, "the container's process exited during its create");
+        return 0;
+}
+
 static int
 h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
@@ -164,6 +180,7 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         struct agent_container *c = NULL;
         struct agent_stdio st;
         int fds[4], tty = -1;
+        cleanup_close int nsfd = -1;
         Moat__Agent__V1__CreateContainerResponse *r;
 
         if (claim_stdio (q->container_id, "-", q->stdio, &st, fds, err) < 0)
@@ -176,7 +193,7 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         adopt_stdio (c->init, fds, tty);
         /* its network, before its process runs; a failure stops it (the
          * host then destroys the sandbox, or removes the container) */
-        if (agent_net_setup (c->init->pid, q->interfaces, q->n_interfaces, err) < 0) {
+        if (init_netns (c, &nsfd, err) < 0 || agent_net_setup (nsfd, q->interfaces, q->n_interfaces, err) < 0) {
                 cleanup_error moat_error_t e = NULL;
                 if (agent_container_kill_all (c, SIGKILL, &e) < 0)
                         agent_log ("create %s: %s", q->container_id, e->msg);

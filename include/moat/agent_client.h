@@ -46,6 +46,10 @@ struct moat_stdio_spec {
 
 int moat_agent_check (struct moat_agent *a, char **version, char **release, moat_error_t *err);
 /* host_bundle: the bundle path on the host (the "bundle" in-guest hooks see). */
+/* The hooks the next CreateContainer / StartContainer runs in the guest may
+ * take up to ms: added to those calls' timeout (moat_hooks_time_ms). */
+void moat_agent_set_hooks_time (struct moat_agent *a, int ms);
+
 int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                                  const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
 /* The same, with the network interfaces the agent gives the container

@@ -28,4 +28,8 @@ struct moat_hook_ns {
 int moat_hooks_run (const struct oci_config *cfg, enum oci_hook_kind kind, const char *state_json, bool keep_going,
                     const struct moat_hook_ns *ns, moat_error_t *err);
 
+/* How long the hooks of `kind` may take in all: the sum of their timeouts,
+ * a hook without one counting as a day (as under runc, it may hang). */
+int moat_hooks_time_ms (const struct oci_config *cfg, enum oci_hook_kind kind);
+
 #endif

@@ -24,7 +24,7 @@
  *   be joined).
  * - Hooks: prestart and createRuntime run here, in that order, before
  *   CreateContainer; createContainer runs in the guest, in the container's
- *   namespaces, chrooted into a read-only view of the host's root that the
+ *   namespaces, chrooted into a view of the host's root that the
  *   share lends until CreateContainer returns (its path resolves on the
  *   host, as config.md requires); startContainer runs in the guest at
  *   start; poststart in start; poststop in delete. A failing
@@ -524,6 +524,7 @@ moat_cli_create (struct moat_global *g, const struct moat_create_opts *o, moat_e
                         stdio.cols = ws.ws_col;
                 }
         }
+        moat_agent_set_hooks_time (sb->agent, moat_hooks_time_ms (sb->cfg, OCI_HOOK_CREATE_CONTAINER));
         if (moat_agent_create_container_net (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, ifs, n_ifs, NULL,
                                              err) < 0)
                 goto fail;

@@ -95,10 +95,12 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
                 bool live = strcmp (moat_state_live_status (st), "stopped") != 0;
                 if (live && moat_execrec_list (st->dir, &execs, &n_execs, &err) < 0)
                         goto out;
+                /* no pid yet while creating: no stand-in to list */
+                live = live && st->pid > 0;
                 printf ("[");
                 if (live)
                         printf ("%d", (int)st->pid);
-                for (size_t i = 0; i < n_execs; i++)
+                for (size_t i = 0; live && i < n_execs; i++)
                         printf (",%d", (int)execs[i]);
                 printf ("]\n");
                 rc = fflush (stdout) == 0 ? 0 : 1;

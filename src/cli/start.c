@@ -57,6 +57,7 @@ moat_cli_start (struct moat_global *g, const char *id, moat_error_t *err)
                 moat_error_wrap (err, "connect to the agent");
                 goto out;
         }
+        moat_agent_set_hooks_time (a, moat_hooks_time_ms (cfg, OCI_HOOK_START_CONTAINER));
         if (moat_agent_start_container (a, id, err) < 0) {
                 /* a failing startContainer hook: the process must not run
                  * and the container ends up stopped */

@@ -18,7 +18,14 @@
 struct moat_agent {
         struct ttrpc_client *c;
         char *sock;
+        int hooks_ms; /* added to CreateContainer/StartContainer's timeout */
 };
+
+void
+moat_agent_set_hooks_time (struct moat_agent *a, int ms)
+{
+        a->hooks_ms = ms > 0 ? ms : 0;
+}
 
 static int
 call (struct moat_agent *a, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
@@ -241,7 +248,7 @@ moat_agent_create_container_net (struct moat_agent *a, const char *id, const cha
                 req.interfaces = net_msgs (ifs, n_ifs);
         }
         r = call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
-                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err);
+                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS + a->hooks_ms, err);
         net_msgs_free (req.interfaces, req.n_interfaces);
         if (r < 0)
                 return -1;
@@ -263,7 +270,7 @@ moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *
 {
         Moat__Agent__V1__StartContainerRequest req = MOAT__AGENT__V1__START_CONTAINER_REQUEST__INIT;
         req.container_id = (char *)id;
-        return call (a, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT_MS, err);
+        return call (a, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT_MS + a->hooks_ms, err);
 }
 
 int

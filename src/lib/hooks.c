@@ -215,3 +215,13 @@ moat_hooks_run (const struct oci_config *cfg, enum oci_hook_kind kind, const cha
         }
         return 0;
 }
+
+int
+moat_hooks_time_ms (const struct oci_config *cfg, enum oci_hook_kind kind)
+{
+        long long ms = 0;
+
+        for (size_t i = 0; i < cfg->n_hooks[kind]; i++)
+                ms += cfg->hooks[kind][i].timeout > 0 ? cfg->hooks[kind][i].timeout * 1000LL : 86400000LL;
+        return ms > 86400000LL ? 86400000 : (int)ms;
+}

@@ -162,8 +162,11 @@ moat_sandbox_teardown (const char *root, const struct moat_state *st, moat_error
                 if (!asked || !wait_gone (st->vmm_pid, st->vmm_start, VM_POWEROFF_TIMEOUT_MS))
                         moat_stop_process (st->vmm_pid, st->vmm_start, SIGKILL, 5000);
         }
-        /* 2. the stand-in (its process is gone with the VM) and moat-vsock */
-        if (st->pid > 0 && st->pid != st->vmm_pid && st->pid != getpid ())
+        /* 2. the stand-in (its process is gone with the VM: it exits on its
+         * own once it has drained the output and taken its tc redirect
+         * off the network interface; killed if it does not) and moat-vsock */
+        if (st->pid > 0 && st->pid != st->vmm_pid && st->pid != getpid () &&
+            !wait_gone (st->pid, st->pid_start, STANDIN_EXIT_TIMEOUT_MS + 1000))
                 moat_stop_process (st->pid, st->pid_start, SIGKILL, 2000);
         if (st->vsockd_pid > 0)
                 moat_stop_process (st->vsockd_pid, st->vsockd_start, SIGTERM, 2000);

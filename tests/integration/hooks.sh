@@ -49,6 +49,8 @@ out=$1
     echo "hookvar=$HOOKVAR"
 } >"$out/../../hook-log"
 echo "made by the createContainer hook" >rootfs/from-hook
+# a daemon left behind, its cwd in the host view: must not survive the create
+sleep 1000 >/dev/null 2>&1 &
 EOF
 chmod 755 "$WORK/cc-hook.sh"
 
@@ -56,7 +58,7 @@ cfg() {
     jq "$@" "$B/config.json" >"$B/config.json.new" && mv "$B/config.json.new" "$B/config.json"
 }
 cfg --arg h "$WORK/cc-hook.sh" --arg o "$B/out" \
-    '.process.args = ["/bin/cat", "/from-hook"]
+    '.process.args = ["sh", "-c", "cat /from-hook; for p in /proc/[0-9]*; do cat $p/comm; done | grep -c sleep"]
      | .hooks = {createContainer: [{path: $h, args: ["cc-hook.sh", $o], env: ["PATH=/usr/bin:/bin", "HOOKVAR=v1"]}]}'
 
 if ! moat create --bundle "$B" "$ID" >"$WORK/create.out" 2>"$WORK/create.err"; then
@@ -113,7 +115,8 @@ for _ in $(seq 50); do
     sleep 0.2
 done
 expect_eq "the container sees what the hook wrote into its rootfs" "made by the createContainer hook" \
-    "$(cat "$WORK/create.out")"
+    "$(head -1 "$WORK/create.out")"
+expect_eq "a process a hook left behind did not survive the create" 0 "$(sed -n 2p "$WORK/create.out")"
 moat delete "$ID" >/dev/null 2>&1
 rm -f "$B/rootfs/from-hook"
 

@@ -159,11 +159,12 @@ fi
 
 # --- 3. a fresh network namespace (no path): only lo, as before ------------
 B=$WORK/fresh
-bundle "$B" '.process.args = ["sh", "-c", "ip -o link show | awk -F\": \" \"{print \\$2}\" | tr \"\\n\" \" \""]'
+bundle "$B" '.process.args = ["sh", "-c", "ip -o link show | awk -F\": \" \"{print \\$2}\" | tr \"\\n\" \" \"; echo; ip -o link show lo | grep -c LOWER_UP; timeout 5 wget -q -O /dev/null http://127.0.0.1:1/ 2>&1 | grep -o refused; true"]'
 out=$(moat run -b "$B" netf 2>"$WORK/fresh.err")
 rc=$?
 expect_eq "fresh network namespace: exits 0" 0 "$rc"
-expect_eq "fresh network namespace: only lo" "lo" "$(echo $out)"
+expect_eq "fresh network namespace: only lo" "lo" "$(echo $out | cut -d' ' -f1)"
+expect_eq "fresh network namespace: lo is up (127.0.0.1 refuses, not unreachable)" "lo 1 refused" "$(echo $out)"
 expect_eq "fresh network namespace: no tap in the host's namespace" "" "$(taps)"
 
 # --- 4. the host's own network namespace never gets a tap ------------------
