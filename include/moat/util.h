@@ -55,6 +55,8 @@ size_t strv_len (char *const *v);
  * bytes read (less than n only at EOF) or -1. */
 ssize_t read_all (int fd, void *buf, size_t n);
 ssize_t write_all (int fd, const void *buf, size_t n);
+/* write_all for a socket: a peer that went away is EPIPE, never SIGPIPE */
+ssize_t send_all (int fd, const void *buf, size_t n);
 
 /* Reads a whole file into a NUL-terminated buffer. */
 int read_file (const char *path, char **out, size_t *len, moat_error_t *err);

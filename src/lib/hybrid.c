@@ -67,7 +67,7 @@ moat_hybrid_connect (const char *hybrid_sock, uint32_t port, int timeout_ms, moa
         if (connect (fd, (struct sockaddr *)&sun, sizeof sun) < 0)
                 return moat_make_error (err, errno, "connect %s", hybrid_sock);
         len = snprintf (line, sizeof line, "CONNECT %u\n", port);
-        if (write_all (fd, line, len) < 0)
+        if (send_all (fd, line, len) < 0)
                 return moat_make_error (err, errno, "write %s", hybrid_sock);
         if (read_line (fd, line, sizeof line, deadline, err) < 0)
                 return moat_error_wrap (err, "vsock port %u", port);
@@ -88,7 +88,7 @@ moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exe
         if (fd < 0)
                 return moat_error_wrap (err, "open %s stream", stream);
         hdr = xasprintf_r ("STDIO %s %s %s\n", id, exec_id && *exec_id ? exec_id : "-", stream);
-        if (write_all (fd, hdr, strlen (hdr)) < 0)
+        if (send_all (fd, hdr, strlen (hdr)) < 0)
                 return moat_make_error (err, errno, "open %s stream", stream);
         if (read_line (fd, line, sizeof line, now_ms () + timeout_ms, err) < 0)
                 return moat_error_wrap (err, "open %s stream", stream);

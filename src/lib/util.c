@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -158,6 +159,21 @@ write_all (int fd, const void *buf, size_t n)
         size_t done = 0;
         while (done < n) {
                 ssize_t r = write (fd, (const char *)buf + done, n - done);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -1;
+                done += r;
+        }
+        return done;
+}
+
+ssize_t
+send_all (int fd, const void *buf, size_t n)
+{
+        size_t done = 0;
+        while (done < n) {
+                ssize_t r = send (fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
