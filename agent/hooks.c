@@ -223,10 +223,11 @@ hook_argv (const struct oci_hook *h, char *fallback[2])
 }
 
 /* The host's view lent for createContainer hooks (src/lib/share.c): its
- * root, without /proc, /sys or /dev of its own. The guest's are mounted there while the hooks run (a fresh
- * proc of the container's pid namespace, the guest's /dev and /sys). These
- * mounts are in the container's mount namespace, under the old root that
- * pivot_root detaches; they are also undone right after the hooks. */
+ * root, without /proc, /sys or /dev of its own. The guest's are mounted
+ * there while the hooks run (a fresh proc of the container's pid
+ * namespace, the guest's /dev and /sys). These mounts are in the
+ * container's mount namespace, under the old root that pivot_root
+ * detaches; they are also undone right after the hooks. */
 static const char *const view_mounts[] = {"proc", "dev", "sys"};
 
 static void
