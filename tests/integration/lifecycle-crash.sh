@@ -42,21 +42,6 @@ moat() { "$MOAT" --root "$ROOT" "$@"; }
 st() { moat state "$1" 2>/dev/null | jq -r ".$2"; }
 sj() { jq -r ".$2" "$ROOT/$1/state.json" 2>/dev/null; }
 
-bundle() { # DIR JQ-FILTER [JQ-ARGS...]: busybox bundle, config edited by jq
-    local dir=$1 filter=$2
-    shift 2
-    scripts/mkbundle.sh "$dir" >/dev/null
-    jq "$@" "$filter" "$dir/config.json" >"$dir/config.tmp" && mv "$dir/config.tmp" "$dir/config.json"
-}
-wait_for() { # SECONDS COMMAND...: poll until COMMAND succeeds
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 20; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 is_status() { [ "$(st "$1" status)" = "$2" ]; }
 vm_booting() { [ "$(sj "$1" status)" = creating ] && [ "$(sj "$1" vmmPid)" -gt 0 ] 2>/dev/null; }
 alive() { [ -n "$1" ] && [ "$1" != 0 ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }

@@ -45,12 +45,6 @@ cleanup() {
 clients_on_exit cleanup
 moat() { "$MOAT" --root "$ROOT" "$@"; }
 
-bundle() { # DIR JQ-FILTER [JQ-ARGS...]
-    local dir=$1 filter=$2
-    shift 2
-    scripts/mkbundle.sh "$dir" >/dev/null
-    jq "$@" "$filter" "$dir/config.json" >"$dir/config.tmp" && mv "$dir/config.tmp" "$dir/config.json"
-}
 
 # taps NETNS-ARGS...: the moat taps in a network namespace ("" = none)
 taps() { ip "$@" -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep '^moat' | tr '\n' ' '; }
