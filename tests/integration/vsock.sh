@@ -177,11 +177,15 @@ s5, _ = connect(1026, time.time() + 10)
 check("reboot request accepted", s5 is not None)
 for ok_, name, detail in results:
     print("%s\t%s\t%s" % ("ok" if ok_ else "not_ok", name, detail), flush=True)
+print("done", flush=True)
 EOF
 
 coproc PYT { "$PY" "$tmp/test.py" "$hyb" "$tmp" 2>&1; }
 pids+=("$PYT_PID")
-read -r -t 10 -u "${PYT[0]}" first
+# our own copies: bash drops PYT[] when the driver exits, and its last
+# words (a traceback) must still be read
+exec {drv_out}<&"${PYT[0]}" {drv_in}>&"${PYT[1]}"
+read -r -t 10 -u "$drv_out" first
 if [ "$first" != listening ]; then not_ok "test driver started" "$first"; exit 1; fi
 
 $QEMU -M microvm,acpi=off -accel tcg -m 256M -nodefaults -no-user-config -nographic -no-reboot \
@@ -191,15 +195,19 @@ $QEMU -M microvm,acpi=off -accel tcg -m 256M -nodefaults -no-user-config -nograp
     -device vhost-user-vsock-device,chardev=vs >"$tmp/qemu.log" 2>&1 &
 qpid=$!
 pids+=("$qpid")
-echo go >&"${PYT[1]}"
+echo go >&"$drv_in"
 
-while IFS=$'\t' read -r -t 180 -u "${PYT[0]}" status name detail; do
+finished=0
+while IFS=$'\t' read -r -t 180 -u "$drv_out" status name detail; do
     case $status in
     ok) ok "$name" ;;
     not_ok) not_ok "$name"; diag "$detail" ;;
+    done) finished=1 ;;
     *) diag "$status $name $detail" ;;
     esac
 done
+# a driver that died (an exception, a timeout) must not pass by silence
+[ "$finished" = 1 ] && ok "the test driver ran to its end" || not_ok "the test driver ran to its end (see the lines above)"
 
 # QEMU exits after the guest reboots (-no-reboot); moat-vsock follows.
 for _ in $(seq 60); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
