@@ -11,9 +11,7 @@
 
 #include "moat/error.h"
 
-#define MOAT_AGENT_PORT 1024
-#define MOAT_STDIO_PORT 1025
-#define MOAT_AGENT_SERVICE "moat.agent.v1.Agent"
+#include "moat/agent_proto.h"
 
 /* Connects to guest vsock `port` through the hybrid socket: "CONNECT
  * <port>\n" -> "OK <n>\n". Fails (ECONNREFUSED, ECONNRESET, ETIMEDOUT...)

@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "moat/agent_proto.h"
 #include "moat/error.h"
 #include "moat/oci.h"
 
-#define MOAT_GUEST_CID 3
 #define MOAT_VM_OVERHEAD_MIB 192
 #define MOAT_VM_DEFAULT_MIB 512
 
@@ -24,7 +24,7 @@ struct moat_vm_config {
         unsigned vcpus;
         const char *vsock_socket;  /* vhost-user socket (may be relative to workdir), needs_vsockd backends */
         const char *hybrid_socket; /* hybrid-vsock socket the VMM serves itself (relative to workdir too) */
-        const char *share_dir;     /* exported as 9p tag "moatshare" */
+        const char *share_dir;     /* exported as 9p tag MOAT_SHARE_TAG */
         const char *console_log;   /* guest serial console output */
         const char *vmm_log;       /* the VMM's own stdout/stderr */
         const char *workdir;       /* the VMM's cwd */

@@ -135,7 +135,7 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = "-fsdev";
         argv[n++] = fsdev;
         argv[n++] = "-device";
-        argv[n++] = "virtio-9p-device,fsdev=share,mount_tag=moatshare";
+        argv[n++] = "virtio-9p-device,fsdev=share,mount_tag=" MOAT_SHARE_TAG;
         if (c->tap && c->tap_fd >= 0) {
                 /* the tap (made in the sandbox network namespace) as fd 3 */
                 o.pass_fd = c->tap_fd;

@@ -104,7 +104,7 @@ vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         snprintf (mem, sizeof mem, "%lu", (unsigned long)c->mem_mib);
         snprintf (cpus, sizeof cpus, "%u", c->vcpus);
         snprintf (cid, sizeof cid, "%d", MOAT_GUEST_CID);
-        cleanup_free char *share = xasprintf_r ("moatshare=%s", c->share_dir);
+        cleanup_free char *share = xasprintf_r ("%s=%s", MOAT_SHARE_TAG, c->share_dir);
         const char *argv[32];
         int n = 0;
         argv[n++] = bin;
