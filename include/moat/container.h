@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the verbs that work on an existing container share (ps, pause,
- * resume, update, events): a bounded lock, and the agent calls the core
- * client does not have (pause, resume, stats, update). These calls open
- * their own ttrpc connection through the container's hybrid vsock socket,
- * so they do not depend on struct moat_agent. */
+ * resume, update, events): a bounded lock and a connection to its agent. */
 #ifndef MOAT_CONTAINER_H
 #define MOAT_CONTAINER_H
 
@@ -12,9 +9,8 @@
 #include <stdint.h>
 
 #include "moat/error.h"
+#include "moat/agent_client.h"
 #include "moat/state.h"
-
-struct ttrpc_client;
 
 /* Takes the container's state lock (<root>/<id>/lock), waiting at most
  * timeout_ms; fails with EWOULDBLOCK 'container "<id>" is busy (another
@@ -22,23 +18,8 @@ struct ttrpc_client;
  * exist'. */
 int moat_container_lock (const char *root, const char *id, int timeout_ms, int *lock_fd, moat_error_t *err);
 
-/* A ttrpc connection to the container's agent (st->vsock_socket). */
-int moat_container_connect (const struct moat_state *st, int timeout_ms, struct ttrpc_client **out, moat_error_t *err);
-
-struct moat_stats {
-        uint64_t memory_usage, memory_limit, memory_max_usage; /* bytes; limit 0 = none */
-        uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec;
-        uint64_t pids_current, pids_limit; /* limit 0 = none */
-        uint32_t *pids;                    /* guest pids */
-        size_t n_pids;
-};
-
-int moat_agent_call_pause (struct ttrpc_client *c, const char *id, moat_error_t *err);
-int moat_agent_call_resume (struct ttrpc_client *c, const char *id, moat_error_t *err);
-int moat_agent_call_stats (struct ttrpc_client *c, const char *id, struct moat_stats *out, moat_error_t *err);
-void moat_stats_clear (struct moat_stats *s);
-/* resources_json: an OCI linux.resources object. */
-int moat_agent_call_update (struct ttrpc_client *c, const char *id, const char *resources_json, moat_error_t *err);
+/* A connection to the container's agent (st->vsock_socket), checked. */
+int moat_container_connect (const struct moat_state *st, int timeout_ms, struct moat_agent **out, moat_error_t *err);
 
 /* pause (true) or resume a container: takes its lock, checks the live
  * status (pause needs "running", resume "paused"), calls the agent and
@@ -47,7 +28,7 @@ int moat_container_pause (const char *root, const char *id, bool pause, moat_err
 
 /* Loads the state of a container that must be running or paused (live
  * status) and connects to its agent. */
-int moat_container_open (const char *root, const char *id, struct moat_state **st, struct ttrpc_client **c,
+int moat_container_open (const char *root, const char *id, struct moat_state **st, struct moat_agent **a,
                          moat_error_t *err);
 
 /* A Go-style duration ("5s", "500ms", "1m30s", "1.5s", "2h"; a bare

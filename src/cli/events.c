@@ -12,7 +12,6 @@
 
 #include "cli.h"
 #include "moat/container.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 
 static void
@@ -35,12 +34,12 @@ on_signal (int sig)
 
 /* Prints one stats event; 1 when the container is gone (stop quietly). */
 static int
-emit (struct moat_global *g, const char *id, struct ttrpc_client *c, moat_error_t *err)
+emit (struct moat_global *g, const char *id, struct moat_agent *a, moat_error_t *err)
 {
         struct moat_stats s;
         cleanup_free char *json = NULL;
 
-        if (moat_agent_call_stats (c, id, &s, err) < 0) {
+        if (moat_agent_stats (a, id, &s, err) < 0) {
                 struct moat_state *st = NULL;
                 moat_error_t e2 = NULL;
                 int gone = moat_state_load (g->root, id, &st, &e2) < 0 ||
@@ -75,7 +74,7 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         int64_t ms;
         cleanup_error moat_error_t err = NULL;
         struct moat_state *st = NULL;
-        struct ttrpc_client *client = NULL;
+        struct moat_agent *agent = NULL;
         int c, rc = 1;
 
         optind = 1;
@@ -105,14 +104,14 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         if (moat_parse_duration ("--interval", interval, &ms, &err) < 0)
                 goto out;
         if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0 ||
-            moat_container_open (g->root, id, &st, &client, &err) < 0)
+            moat_container_open (g->root, id, &st, &agent, &err) < 0)
                 goto out;
 
         signal (SIGPIPE, SIG_IGN);
         signal (SIGINT, on_signal);
         signal (SIGTERM, on_signal);
         for (;;) {
-                int r = emit (g, id, client, &err);
+                int r = emit (g, id, agent, &err);
                 if (r < 0)
                         goto out;
                 if (r > 0 || once)
@@ -127,8 +126,7 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         }
         rc = 0;
 out:
-        if (client)
-                ttrpc_client_free (client);
+        moat_agent_free (agent);
         moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "events %s", id ? id : "");

@@ -17,7 +17,6 @@
 #include "moat/log.h"
 #include "moat/oci.h"
 #include "moat/resources.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 
 static void
@@ -174,7 +173,7 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         cleanup_error moat_error_t err = NULL;
         cleanup_free char *json = NULL, *sent = NULL;
         struct moat_state *st = NULL;
-        struct ttrpc_client *client = NULL;
+        struct moat_agent *agent = NULL;
         int c, idx = 0, rc = 1;
 
         optind = 1;
@@ -275,14 +274,13 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         moat_debug ("update %s: %s", id, sent);
         if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
                 goto fail;
-        if (moat_container_open (g->root, id, &st, &client, &err) < 0)
+        if (moat_container_open (g->root, id, &st, &agent, &err) < 0)
                 goto fail;
-        if (moat_agent_call_update (client, id, sent, &err) < 0)
+        if (moat_agent_update (agent, id, sent, &err) < 0)
                 goto fail;
         rc = 0;
 fail:
-        if (client)
-                ttrpc_client_free (client);
+        moat_agent_free (agent);
         moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "update %s", id ? id : "");

@@ -14,14 +14,10 @@
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
 
-#include "agent.pb-c.h"
 #include "moat/agent_client.h"
 #include "moat/container.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 #include "moat/json_gen.h"
-
-#define CALL_TIMEOUT_MS 30000
 
 int
 moat_container_lock (const char *root, const char *id, int timeout_ms, int *lock_fd, moat_error_t *err)
@@ -71,90 +67,13 @@ moat_container_lock (const char *root, const char *id, int timeout_ms, int *lock
 }
 
 int
-moat_container_connect (const struct moat_state *st, int timeout_ms, struct ttrpc_client **out, moat_error_t *err)
+moat_container_connect (const struct moat_state *st, int timeout_ms, struct moat_agent **out, moat_error_t *err)
 {
-        int fd;
         if (st->vsock_socket == NULL || *st->vsock_socket == '\0')
                 return moat_make_error (err, 0, "container \"%s\" has no agent socket in its state", st->id);
-        fd = moat_hybrid_connect (st->vsock_socket, MOAT_AGENT_PORT, timeout_ms, err);
-        if (fd < 0)
+        if (moat_agent_open (st->vsock_socket, timeout_ms, out, err) < 0)
                 return moat_error_wrap (err, "connect to the agent of %s", st->id);
-        *out = ttrpc_client_new (fd);
         return 0;
-}
-
-static int
-call (struct ttrpc_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-      ProtobufCMessage **resp, moat_error_t *err)
-{
-        ProtobufCMessage *r = NULL;
-        if (ttrpc_call (c, MOAT_AGENT_SERVICE, method, req, rd ? rd : &moat__agent__v1__empty__descriptor, &r,
-                        CALL_TIMEOUT_MS, err) < 0)
-                return -1;
-        if (resp)
-                *resp = r;
-        else if (r)
-                protobuf_c_message_free_unpacked (r, NULL);
-        return 0;
-}
-
-int
-moat_agent_call_pause (struct ttrpc_client *c, const char *id, moat_error_t *err)
-{
-        Moat__Agent__V1__PauseContainerRequest req = MOAT__AGENT__V1__PAUSE_CONTAINER_REQUEST__INIT;
-        req.container_id = (char *)id;
-        return call (c, "PauseContainer", &req.base, NULL, NULL, err);
-}
-
-int
-moat_agent_call_resume (struct ttrpc_client *c, const char *id, moat_error_t *err)
-{
-        Moat__Agent__V1__ResumeContainerRequest req = MOAT__AGENT__V1__RESUME_CONTAINER_REQUEST__INIT;
-        req.container_id = (char *)id;
-        return call (c, "ResumeContainer", &req.base, NULL, NULL, err);
-}
-
-int
-moat_agent_call_update (struct ttrpc_client *c, const char *id, const char *resources_json, moat_error_t *err)
-{
-        Moat__Agent__V1__UpdateContainerRequest req = MOAT__AGENT__V1__UPDATE_CONTAINER_REQUEST__INIT;
-        req.container_id = (char *)id;
-        req.resources_json = (char *)resources_json;
-        return call (c, "UpdateContainer", &req.base, NULL, NULL, err);
-}
-
-int
-moat_agent_call_stats (struct ttrpc_client *c, const char *id, struct moat_stats *out, moat_error_t *err)
-{
-        Moat__Agent__V1__StatsContainerRequest req = MOAT__AGENT__V1__STATS_CONTAINER_REQUEST__INIT;
-        Moat__Agent__V1__StatsContainerResponse *r = NULL;
-
-        req.container_id = (char *)id;
-        if (call (c, "StatsContainer", &req.base, &moat__agent__v1__stats_container_response__descriptor,
-                  (ProtobufCMessage **)&r, err) < 0)
-                return -1;
-        memset (out, 0, sizeof *out);
-        out->memory_usage = r->memory_usage;
-        out->memory_limit = r->memory_limit;
-        out->memory_max_usage = r->memory_max_usage;
-        out->cpu_usage_usec = r->cpu_usage_usec;
-        out->cpu_user_usec = r->cpu_user_usec;
-        out->cpu_system_usec = r->cpu_system_usec;
-        out->pids_current = r->pids_current;
-        out->pids_limit = r->pids_limit;
-        out->n_pids = r->n_pids;
-        out->pids = xmalloc ((r->n_pids ? r->n_pids : 1) * sizeof (uint32_t));
-        for (size_t i = 0; i < r->n_pids; i++)
-                out->pids[i] = r->pids[i];
-        protobuf_c_message_free_unpacked (&r->base, NULL);
-        return 0;
-}
-
-void
-moat_stats_clear (struct moat_stats *s)
-{
-        free (s->pids);
-        memset (s, 0, sizeof *s);
 }
 
 static void
@@ -238,7 +157,7 @@ moat_container_pause (const char *root, const char *id, bool pause, moat_error_t
 {
         cleanup_close int lock_fd = -1;
         struct moat_state *st = NULL;
-        struct ttrpc_client *c = NULL;
+        struct moat_agent *a = NULL;
         const char *status, *want = pause ? "running" : "paused";
         int r = -1;
 
@@ -256,9 +175,9 @@ moat_container_pause (const char *root, const char *id, bool pause, moat_error_t
                 (*err)->errno_ = EINVAL;
                 goto out;
         }
-        if (moat_container_connect (st, CONNECT_TIMEOUT_MS, &c, err) < 0)
+        if (moat_container_connect (st, CONNECT_TIMEOUT_MS, &a, err) < 0)
                 goto out;
-        if ((pause ? moat_agent_call_pause (c, id, err) : moat_agent_call_resume (c, id, err)) < 0)
+        if ((pause ? moat_agent_pause (a, id, err) : moat_agent_resume (a, id, err)) < 0)
                 goto out;
         free (st->status);
         st->status = xstrdup (pause ? "paused" : "running");
@@ -266,14 +185,13 @@ moat_container_pause (const char *root, const char *id, bool pause, moat_error_t
                 goto out;
         r = 0;
 out:
-        if (c)
-                ttrpc_client_free (c);
+        moat_agent_free (a);
         moat_state_free (st);
         return r;
 }
 
 int
-moat_container_open (const char *root, const char *id, struct moat_state **out, struct ttrpc_client **c,
+moat_container_open (const char *root, const char *id, struct moat_state **out, struct moat_agent **a,
                      moat_error_t *err)
 {
         struct moat_state *st = NULL;
@@ -288,7 +206,7 @@ moat_container_open (const char *root, const char *id, struct moat_state **out, 
                 moat_state_free (st);
                 return -1;
         }
-        if (moat_container_connect (st, CONNECT_TIMEOUT_MS, c, err) < 0) {
+        if (moat_container_connect (st, CONNECT_TIMEOUT_MS, a, err) < 0) {
                 moat_state_free (st);
                 return -1;
         }
