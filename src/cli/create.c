@@ -60,7 +60,6 @@
 #include "moat/agent_client.h"
 #include "moat/hooks.h"
 #include "moat/hostcgroup.h"
-#include "moat/lifecycle.h"
 #include "moat/log.h"
 #include "moat/net.h"
 #include "moat/process.h"
@@ -592,7 +591,7 @@ fail:
                 sb->on_destroyed = run_poststop;
                 sb->on_destroyed_ctx = &hns;
         }
-        moat_sandbox_destroy (sb); /* removes sb->state.cgroup too */
+        moat_sandbox_destroy (sb, NULL); /* removes sb->state.cgroup too */
         return -1;
 }
 

@@ -17,23 +17,33 @@
 
 #include "cli.h"
 #include "moat/hooks.h"
-#include "moat/lifecycle.h"
+#include "moat/sandbox.h"
 #include "moat/log.h"
 #include "moat/oci.h"
 #include "moat/state.h"
 #include "moat/util.h"
+
+/* on_destroyed: the poststop hooks (runtime.md: after the container is
+ * deleted), with the saved state as stopped; a failing hook is only a
+ * warning and the others still run */
+static void
+run_poststop (struct moat_sandbox *sb, void *ctx)
+{
+        cleanup_free char *sj = NULL;
+        cleanup_error moat_error_t e = NULL;
+        sb->state.pid = 0;
+        sj = moat_state_to_oci_json (&sb->state, "stopped", 0);
+        moat_hooks_run (sb->cfg, OCI_HOOK_POSTSTOP, sj, true, ctx, &e);
+}
 
 int
 moat_cli_delete (struct moat_global *g, const char *id, bool force, moat_error_t *err)
 {
         cleanup_close int lock = -1;
         struct moat_state *st = NULL;
-        cleanup_oci_config struct oci_config *cfg = NULL;
+        struct moat_sandbox *sb = NULL;
         cleanup_free char *dir = NULL;
-        cleanup_free char *sj = NULL;
-        cleanup_error moat_error_t e = NULL;
         const char *status;
-        int rc = -1;
 
         if (moat_state_validate_id (id, err) < 0)
                 return -1;
@@ -62,33 +72,17 @@ moat_cli_delete (struct moat_global *g, const char *id, bool force, moat_error_t
         status = moat_state_live_status (st);
         if (strcmp (status, "stopped") != 0 && !force) {
                 moat_make_error (err, 0, "cannot delete a container that is not stopped (%s); use --force", status);
-                goto out;
+                moat_state_free (st);
+                return -1;
         }
-        if (oci_config_load (dir, &cfg, &e) < 0) {
-                /* a create killed early had not saved the config yet */
-                if (strcmp (st->status ? st->status : "", "creating") == 0)
-                        moat_debug ("%s: no poststop hooks: %s", id, e->msg);
-                else
-                        moat_warn ("%s: poststop hooks skipped: %s", id, e->msg);
-                moat_error_release (&e);
-        }
-        /* 1. everything on the host: VM, stand-in, moat-vsock, strays,
-         * mounts, cgroup (a failure keeps the state: delete can retry) */
-        if (moat_sandbox_teardown (g->root, st, err) < 0)
-                goto out;
-        /* 2. poststop (runtime.md: after the container is deleted), with
-         * the saved state as stopped; a failing hook is only a warning and
-         * the others still run */
-        st->pid = 0;
-        sj = moat_state_to_oci_json (st, "stopped", 0);
-        moat_hooks_run (cfg, OCI_HOOK_POSTSTOP, sj, true, NULL, &e);
-        /* 3. the state, last: the id is free once it is gone */
-        if (moat_state_remove (g->root, id, err) < 0)
-                goto out;
-        rc = 0;
-out:
-        moat_state_free (st);
-        return rc;
+        /* everything on the host (VM, stand-in, moat-vsock, strays,
+         * mounts, cgroup), the poststop hooks, the state last: the id is
+         * free once it is gone (a failure keeps the state: delete can
+         * retry) */
+        if (moat_sandbox_load (g->root, st, &sb, err) < 0)
+                return -1;
+        sb->on_destroyed = run_poststop;
+        return moat_sandbox_destroy (sb, err);
 missing:
         if (force && (*err)->errno_ == ENOENT) {
                 moat_error_release (err);
