@@ -170,10 +170,9 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         };
         struct moat_update_flags f = {0};
         const char *resources = NULL, *id;
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
         cleanup_free char *json = NULL, *sent = NULL;
-        struct moat_state *st = NULL;
-        struct moat_agent *agent = NULL;
         int c, idx = 0, rc = 1;
 
         optind = 1;
@@ -261,7 +260,7 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         } else if (!update_flags_given (&f)) {
                 /* runc: nothing to change is not an error, but the
                  * container must still be there and running */
-                if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
+                if (moat_container_update (&ctx, id, NULL, &err) < 0)
                         goto fail;
                 moat_debug ("update %s: no limit given, nothing changed", id);
                 rc = 0;
@@ -272,16 +271,10 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         if (drop_unchanged (json, &sent, &err) < 0)
                 goto fail;
         moat_debug ("update %s: %s", id, sent);
-        if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
-                goto fail;
-        if (moat_container_open (g->root, id, &st, &agent, &err) < 0)
-                goto fail;
-        if (moat_agent_update (agent, id, sent, &err) < 0)
+        if (moat_container_update (&ctx, id, sent, &err) < 0)
                 goto fail;
         rc = 0;
 fail:
-        moat_agent_free (agent);
-        moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "update %s", id ? id : "");
                 moat_error_print (&err, "moat");
