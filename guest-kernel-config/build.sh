@@ -9,7 +9,7 @@
 # kernel's merge_config.sh, builds vmlinux with make -j$(nproc), checks that
 # every requested option survived, and caches the result under
 # $MOAT_CACHE_DIR (default /var/cache/moat) keyed by a hash of the fragments,
-# this script and the kernel source version. A second build with the same
+# the recipe version below and the kernel source version. A second build with the same
 # inputs is instant. OUT_LINK (default build/vmlinux) becomes a symlink to
 # the cached vmlinux.
 set -euo pipefail
@@ -63,8 +63,9 @@ log() { echo "guest-kernel: $*" >&2; }
 if [ ! -f "$tarball" ]; then
     log "installing linux-source-6.12"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils cpio
+    # stdout carries only the vmlinux path: callers capture it
+    apt-get update >&2
+    apt-get install -y --no-install-recommends linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils cpio >&2
 fi
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 
@@ -72,7 +73,12 @@ for f in "${frags[@]}"; do
     [ -f "$f" ] || { log "no such fragment: $f"; exit 1; }
 done
 
-key=$( { echo "$srcver"; sha256sum "$here/build.sh" | cut -d' ' -f1;
+# The build recipe's version: bump it whenever a change to this script
+# changes what the kernel build produces (the make targets and variables
+# below, the base config). Changes to the bookkeeping around the build
+# (messages, the cache checks) keep it, so they cost no rebuild.
+recipe=1
+key=$( { echo "$srcver"; echo "recipe $recipe";
          for f in "${frags[@]}"; do basename "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 dir=$cache/kernel/$key
 if [ -n "$print_key" ]; then
