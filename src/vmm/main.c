@@ -269,7 +269,8 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
                 return -1;
         if (vmm_serial_attach (vm, serial, serial_fd, c->serial_stdin ? 0 : -1, err) < 0)
                 return -1;
-        if (vmm_i8042_attach (vm, err) < 0 || vmm_exitdev_attach (vm, err) < 0)
+        static struct vmm_i8042 i8042;
+        if (vmm_i8042_attach (vm, &i8042, err) < 0 || vmm_exitdev_attach (vm, err) < 0)
                 return -1;
 
         cleanup_free char *cmdline = xstrdup (c->cmdline ? c->cmdline : "");
