@@ -12,6 +12,7 @@
 
 #include "moat/vmm.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 
 #define I8042_DATA 0x60
 #define I8042_CMD 0x64
@@ -227,9 +228,16 @@ i8042_reset (void *opaque)
         vmm_request_stop (opaque, VMM_EXIT_REBOOT, "guest reset through the i8042");
 }
 
-int
-vmm_i8042_attach (struct vmm *vm, struct vmm_i8042 *k, moat_error_t *err)
+/* On the VM's port bus, IRQs 1 and 12 through KVM_IRQ_LINE; a reset stops
+ * the VM with VMM_EXIT_REBOOT. */
+static int
+i8042_attach (struct vmm *vm, struct vmm_dev_env *env, size_t i, moat_error_t *err)
 {
-        vmm_i8042_init (k, i8042_irq, i8042_reset, vm);
-        return vmm_bus_add (&vm->pio, I8042_DATA, 5, vmm_i8042_io, k, "i8042", err);
+        vmm_i8042_init (&env->i8042, i8042_irq, i8042_reset, vm);
+        return vmm_bus_add (&vm->pio, I8042_DATA, 5, vmm_i8042_io, &env->i8042, "i8042", err);
 }
+
+const struct vmm_device vmm_dev_i8042 = {
+        .name = "i8042",
+        .attach = i8042_attach,
+};

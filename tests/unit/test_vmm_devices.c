@@ -12,6 +12,7 @@
 #include "moat/vmm.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 
 static int irq_level = -1, irq_changes;
 
@@ -340,12 +341,47 @@ test_i8042 (void **state)
         pthread_mutex_destroy (&k.lock);
 }
 
+/* The device registry: attach order (it fixes the MMIO windows and IRQs)
+ * and what each device counts in a configuration. */
+static void
+test_registry (void **state)
+{
+        cleanup_error moat_error_t err = NULL;
+        static const char *const order[] = {"serial",       "i8042",     "exit",       "virtio-rng",
+                                            "virtio-vsock", "virtio-9p", "virtio-net", "virtio-console"};
+        assert_int_equal (vmm_ndevices, sizeof order / sizeof order[0]);
+        struct vmm_config c;
+        vmm_config_init (&c);
+        struct vmm_dev_env env = {.cfg = &c, .serial_fd = 1, .console_fd = -1};
+        for (size_t i = 0; i < vmm_ndevices; i++) {
+                const struct vmm_device *d = vmm_devices[i];
+                assert_string_equal (d->name, order[i]);
+                /* port-I/O devices attach themselves; virtio ones are made for a window */
+                assert_true ((d->attach != NULL) != (d->virtio_new != NULL));
+                assert_int_equal (d->count ? d->count (&env) : 1, d->attach ? 1 : 0);
+        }
+        c.rng = true;
+        assert_int_equal (vmm_config_add_share (&c, "a=/tmp", &err), 0);
+        assert_int_equal (vmm_config_add_share (&c, "b=/", &err), 0);
+        env.console_fd = 1;
+        assert_int_equal (vmm_dev_virtio_rng.count (&env), 1);
+        assert_int_equal (vmm_dev_virtio_9p.count (&env), 2);
+        assert_int_equal (vmm_dev_virtio_console.count (&env), 1);
+        assert_int_equal (vmm_dev_virtio_vsock.count (&env), 0);
+        assert_int_equal (vmm_dev_virtio_net.count (&env), 0);
+        char label[64];
+        vmm_dev_virtio_9p.label (&env, 1, label, sizeof label);
+        assert_string_equal (label, "virtio-9p b");
+        vmm_config_free (&c);
+}
+
 int
 main (void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test (test_serial), cmocka_unit_test (test_exit_codes), cmocka_unit_test (test_bus),
-                cmocka_unit_test (test_cpuid),  cmocka_unit_test (test_config),     cmocka_unit_test (test_i8042),
+                cmocka_unit_test (test_serial),   cmocka_unit_test (test_exit_codes), cmocka_unit_test (test_bus),
+                cmocka_unit_test (test_cpuid),    cmocka_unit_test (test_config),     cmocka_unit_test (test_i8042),
+                cmocka_unit_test (test_registry),
         };
         return cmocka_run_group_tests (tests, NULL, NULL);
 }
