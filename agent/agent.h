@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "moat/agent_proto.h"
 #include "moat/error.h"
@@ -204,6 +205,19 @@ int agent_accept (int lfd, const char *what);
 bool agent_is_pid1 (void);
 int agent_init_system (bool switched, char **argv, moat_error_t *err);
 void agent_poweroff (bool reboot_);
+
+/* --- clock.c --- */
+/* |offset| at or above this is stepped, below it slewed */
+#define AGENT_CLOCK_STEP_NS 100000000LL
+/* host time minus guest time */
+int64_t agent_clock_offset_ns (int64_t host_sec, uint32_t host_nsec, const struct timespec *guest);
+bool agent_clock_should_step (int64_t offset_ns, bool force);
+/* Brings CLOCK_REALTIME to the host's (only as PID 1; elsewhere it reports
+ * what it would do). *offset: host minus guest on arrival. */
+int agent_clock_sync (int64_t host_sec, uint32_t host_nsec, bool force, int64_t *offset, bool *stepped,
+                      moat_error_t *err);
+/* Sets the guest's own hostname (only as PID 1); NULL or "": nothing. */
+int agent_set_hostname (const char *name, moat_error_t *err);
 
 /* --- standalone.c --- */
 int agent_standalone (const char *bundle, const char *id);

@@ -183,6 +183,8 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         cleanup_close int nsfd = -1;
         Moat__Agent__V1__CreateContainerResponse *r;
 
+        if (agent_set_hostname (q->host_hostname, err) < 0)
+                return moat_error_wrap (err, "create %s", q->container_id);
         if (claim_stdio (q->container_id, "-", q->stdio, &st, fds, err) < 0)
                 return moat_error_wrap (err, "create %s", q->container_id);
         if (agent_container_create (q->container_id, q->config_json, bundle, q->bundle, &st, &c, &tty, err) < 0) {
@@ -660,6 +662,24 @@ h_destroy (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat
         return 0;
 }
 
+static int
+h_sync_clock (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
+{
+        const Moat__Agent__V1__SyncClockRequest *q = (const void *)req;
+        Moat__Agent__V1__SyncClockResponse *r;
+        int64_t off;
+        bool stepped;
+        if (agent_clock_sync (q->realtime_sec, q->realtime_nsec, q->step, &off, &stepped, err) < 0)
+                return -1;
+        if (stepped || off > 10000000 || off < -10000000)
+                agent_debug ("clock: host minus guest %lld ns, %s", (long long)off, stepped ? "stepped" : "slewing");
+        r = NEW_MSG (Moat__Agent__V1__SyncClockResponse, moat__agent__v1__sync_clock_response__init);
+        r->offset_ns = off;
+        r->stepped = stepped;
+        *resp = &r->base;
+        return 0;
+}
+
 #define METHOD(name, msg, fn, blocking)                                                                                \
         {                                                                                                              \
                 name, &moat__agent__v1__##msg##__descriptor, fn, blocking                                              \
@@ -679,6 +699,7 @@ static const struct ttrpc_method methods[] = {
         METHOD ("TtyWinResize", tty_win_resize_request, h_resize, 0),
         METHOD ("CloseStdin", close_stdin_request, h_close_stdin, 0),
         METHOD ("DestroySandbox", destroy_sandbox_request, h_destroy, 0),
+        METHOD ("SyncClock", sync_clock_request, h_sync_clock, 0),
 };
 static const struct ttrpc_service service = {MOAT_AGENT_SERVICE, methods, ARRAY_SIZE (methods)};
 

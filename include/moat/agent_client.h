@@ -79,6 +79,13 @@ int moat_agent_close_stdin (struct moat_agent *a, const char *id, const char *ex
  * the guest powers off first. */
 int moat_agent_destroy_sandbox (struct moat_agent *a, moat_error_t *err);
 
+/* Brings the guest's wall clock to the host's (SyncClock): step sets it at
+ * once, otherwise the agent slews small offsets. *offset_ns (may be NULL):
+ * host minus guest before the correction. */
+int moat_agent_sync_clock (struct moat_agent *a, bool step, int64_t *offset_ns, moat_error_t *err);
+/* How often a running container's stand-in repeats it. */
+#define MOAT_CLOCK_SYNC_INTERVAL_MS 10000
+
 /* Opens one stdio stream ("stdin", "stdout", "stderr", "tty", "fd3:r"...) of a process
  * (exec_id NULL: the init process) on port 1025. Returns the fd. */
 int moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exec_id, const char *stream,

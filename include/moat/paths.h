@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Where moat finds its companion files: the guest kernel, the initramfs and
  * the moat-vsock helper. Order: an environment variable (MOAT_KERNEL,
- * MOAT_INITRD, MOAT_VSOCK), then next to /proc/self/exe (the build tree),
- * then the install directories (MOAT_DATADIR, MOAT_LIBEXECDIR). */
+ * MOAT_INITRD, MOAT_VSOCK), then next to the executable (the build tree),
+ * then the install directories (MOAT_DATADIR, MOAT_LIBEXECDIR). The
+ * executable's directory is read from /proc/self/exe once, when the process
+ * starts, before any mount namespace change can alter what it says. */
 #ifndef MOAT_PATHS_H
 #define MOAT_PATHS_H
 
@@ -20,6 +22,10 @@ enum moat_file {
 /* Finds one companion file; *out is malloc'd and absolute. The error lists
  * every place that was tried. */
 int moat_find_file (enum moat_file which, char **out, moat_error_t *err);
+
+/* The running executable's directory as resolved at process start, or NULL
+ * when /proc/self/exe could not be read. */
+const char *moat_self_dir (void);
 
 /* A Unix socket path usable with bind/connect: `path` itself when it fits in
  * sun_path, else "/proc/self/fd/<dirfd>/<name>" through *dirfd (opened

@@ -63,7 +63,8 @@ int read_file (const char *path, char **out, size_t *len, moat_error_t *err);
 int write_file (const char *path, const char *data, size_t len, int mode, moat_error_t *err);
 /* mkdir -p */
 int mkdir_p (const char *path, int mode, moat_error_t *err);
-/* rm -rf that never crosses into another filesystem (stops at mount points). */
+/* rm -rf that never crosses into another filesystem: a mount point (found by
+ * mount ID, not st_dev, which overlayfs does not keep uniform) is an error. */
 int rm_rf (const char *path, moat_error_t *err);
 
 int set_cloexec (int fd, bool on);

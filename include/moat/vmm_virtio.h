@@ -4,7 +4,8 @@
  * the event loop through KVM ioeventfds (one per queue, data-matched on the
  * queue index); used-buffer interrupts go out through a KVM irqfd. The
  * device is announced on the kernel command line as
- * virtio_mmio.device=4K@<base>:<irq>. */
+ * virtio_mmio.device=4K@<base>:<irq>. The devices are put on the VM by the
+ * registry (moat/vmm_devices.h), which picks <base> and <irq>. */
 #ifndef MOAT_VMM_VIRTIO_H
 #define MOAT_VMM_VIRTIO_H
 
@@ -124,13 +125,10 @@ void vmm_virtio_free_all (struct vmm *vm);
 /* virtio-rng (entropy) fed from getrandom(). */
 extern const struct vmm_virtio_ops vmm_virtio_rng_ops;
 struct vmm_virtio_mmio *vmm_virtio_rng_new (const struct moat_guest_mem *mem);
-int vmm_virtio_rng_attach (struct vmm *vm, struct vmm_virtio_mmio **out, moat_error_t *err);
 
 /* virtio-vsock: moat's vsock device (moat/vsock.h) with the hybrid-vsock
  * Unix socket uds_path as the host side, served from the event loop. */
 extern const struct vmm_virtio_ops vmm_virtio_vsock_ops;
-int vmm_virtio_vsock_attach (struct vmm *vm, const char *uds_path, uint64_t guest_cid, struct vmm_virtio_mmio **out,
-                             moat_error_t *err);
 
 /* virtio-9p: moat's 9P2000.L server (moat/p9.h) confined to the host
  * directory `path`, announced with mount tag `tag`; requests are served by a
@@ -145,8 +143,6 @@ struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, con
                                            uint64_t base, uint32_t irq, moat_error_t *err);
 /* Requests answered so far. */
 uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
-int vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
-                          moat_error_t *err);
 
 /* virtio-net (device id 1) on a host tap opened with IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR and a 12-byte (virtio 1.x) header. Offers MAC only (no
@@ -174,8 +170,6 @@ struct vmm_virtio_mmio *vmm_virtio_net_new (const struct moat_guest_mem *mem, in
 /* Moves what can be moved now, both ways (takes m->lock). */
 void vmm_virtio_net_poll (struct vmm_virtio_mmio *m);
 void vmm_virtio_net_get_stats (struct vmm_virtio_mmio *m, struct vmm_virtio_net_stats *out);
-int vmm_virtio_net_attach (struct vmm *vm, const char *tap, const uint8_t mac[6], struct vmm_virtio_mmio **out,
-                           moat_error_t *err);
 
 /* virtio-console (device id 3), single port, output only: what the guest
  * writes on the transmit queue goes to out_fd (not closed by the device);
@@ -185,6 +179,5 @@ struct vmm_virtio_mmio *vmm_virtio_console_new (const struct moat_guest_mem *mem
                                                 uint32_t irq);
 /* Bytes written to out_fd so far. */
 uint64_t vmm_virtio_console_bytes (struct vmm_virtio_mmio *m);
-int vmm_virtio_console_attach (struct vmm *vm, int out_fd, struct vmm_virtio_mmio **out, moat_error_t *err);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -143,6 +144,7 @@ static const struct {
         {"ResumeContainer", 30000, false},
         {"StatsContainer", 30000, false},
         {"UpdateContainer", 30000, false},
+        {"SyncClock", 5000, false},
 };
 
 static int
@@ -363,8 +365,15 @@ moat_agent_create_container_net (struct moat_agent *a, const char *id, const cha
         Moat__Agent__V1__CreateContainerRequest req = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
         Moat__Agent__V1__CreateContainerResponse *resp = NULL;
+        char host[HOST_NAME_MAX + 1] = "";
         int r;
 
+        /* the guest takes the host's hostname (a container without its own
+         * UTS namespace sees it, as under runc) */
+        if (gethostname (host, sizeof host) < 0)
+                host[0] = '\0';
+        host[HOST_NAME_MAX] = '\0';
+        req.host_hostname = host;
         stdio_spec_fill (&s, stdio);
         req.container_id = (char *)id;
         req.config_json = (char *)config_json;
@@ -558,4 +567,25 @@ moat_stats_clear (struct moat_stats *s)
 {
         free (s->pids);
         memset (s, 0, sizeof *s);
+}
+
+int
+moat_agent_sync_clock (struct moat_agent *a, bool step, int64_t *offset_ns, moat_error_t *err)
+{
+        Moat__Agent__V1__SyncClockRequest req = MOAT__AGENT__V1__SYNC_CLOCK_REQUEST__INIT;
+        Moat__Agent__V1__SyncClockResponse *resp = NULL;
+        struct timespec now;
+
+        /* as late as possible: the guest sets its clock to this on arrival */
+        clock_gettime (CLOCK_REALTIME, &now);
+        req.realtime_sec = now.tv_sec;
+        req.realtime_nsec = now.tv_nsec;
+        req.step = step;
+        if (call (a, "SyncClock", &req.base, &moat__agent__v1__sync_clock_response__descriptor,
+                  (ProtobufCMessage **)&resp, err) < 0)
+                return moat_error_wrap (err, "set the guest's clock");
+        if (offset_ns)
+                *offset_ns = resp->offset_ns;
+        protobuf_c_message_free_unpacked (&resp->base, NULL);
+        return 0;
 }

@@ -33,12 +33,43 @@ usable (const char *p, int exec)
         return access (p, exec ? X_OK : R_OK) == 0;
 }
 
+/* The directory of the running executable, resolved once when the process
+ * starts: later, /proc/self/exe may name it from another root. Under a
+ * chroot, unshare(CLONE_NEWNS) (moat create does it before it looks for the
+ * kernel) makes readlink give the path from the mount namespace's root. */
+static char *self_dir;
+
+static char *
+read_self_dir (void)
+{
+        char self[PATH_MAX];
+        ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+                return NULL;
+        self[n] = '\0';
+        return xstrdup (dirname (self));
+}
+
+__attribute__ ((constructor)) static void
+resolve_self_dir (void)
+{
+        self_dir = read_self_dir ();
+}
+
+const char *
+moat_self_dir (void)
+{
+        /* no /proc at start (an early agent): try again now */
+        if (self_dir == NULL)
+                self_dir = read_self_dir ();
+        return self_dir;
+}
+
 int
 moat_find_file (enum moat_file which, char **out, moat_error_t *err)
 {
         const char *env = getenv (files[which].env);
-        char self[PATH_MAX];
-        ssize_t n;
+        const char *dir;
         cleanup_free char *cand = NULL;
         cleanup_free char *tried = NULL;
 
@@ -50,10 +81,9 @@ moat_find_file (enum moat_file which, char **out, moat_error_t *err)
                         return moat_make_error (err, errno, "%s=%s", files[which].env, env);
                 return 0;
         }
-        n = readlink ("/proc/self/exe", self, sizeof self - 1);
-        if (n > 0) {
-                self[n] = '\0';
-                cand = xasprintf_r ("%s/%s", dirname (self), files[which].name);
+        dir = moat_self_dir ();
+        if (dir != NULL) {
+                cand = xasprintf_r ("%s/%s", dir, files[which].name);
                 if (usable (cand, files[which].exec)) {
                         *out = realpath (cand, NULL);
                         if (*out != NULL)

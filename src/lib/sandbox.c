@@ -286,6 +286,12 @@ wait_agent (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_err
                 sb->t_ready = now_ms ();
                 moat_debug ("guest %s answered %lld ms after launch", sb->kernel_release ? sb->kernel_release : "?",
                             (long long)(sb->t_ready - sb->t_launch));
+                /* before any container exists: its processes must never
+                 * see the guest's boot-time clock (the epoch under QEMU) */
+                int64_t off = 0;
+                if (moat_agent_sync_clock (sb->agent, true, &off, err) < 0)
+                        return -1;
+                moat_debug ("guest clock stepped by %lld ms", (long long)(off / 1000000));
                 return 0;
         }
         if (w.user)

@@ -127,6 +127,7 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
         pthread_t th;
         bool thread = false, exited = false;
         int64_t drain_deadline = 0, next_vm_check = now_ms () + 1000;
+        int64_t next_clock_sync = now_ms () + MOAT_CLOCK_SYNC_INTERVAL_MS;
         struct termios saved;
         bool tio_saved = false;
 
@@ -256,6 +257,15 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
                                 /* the Wait would fail anyway once moat-vsock notices */
                                 shutdown (moat_agent_fd (w.a), SHUT_RDWR);
                         }
+                }
+                /* the init's stand-in keeps the guest's clock on the host's
+                 * for as long as the container runs (drift under TCG, a
+                 * host clock that was stepped) */
+                if (!exited && s->exec_id == NULL && now_ms () >= next_clock_sync) {
+                        cleanup_error moat_error_t e = NULL;
+                        next_clock_sync = now_ms () + MOAT_CLOCK_SYNC_INTERVAL_MS;
+                        if (moat_agent_sync_clock (ctl, false, NULL, &e) < 0)
+                                moat_debug ("%s: %s", s->id, e->msg);
                 }
                 for (int k = 0; k < n; k++) {
                         if (p[k].revents == 0)

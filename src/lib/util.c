@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "moat/util.h"
@@ -243,20 +244,58 @@ mkdir_p (const char *path, int mode, moat_error_t *err)
         return 0;
 }
 
+/* Which filesystem mount a file belongs to, to stop rm_rf at mount points.
+ * The mount ID (statx STATX_MNT_ID, Linux 5.8) is exact. st_dev is not: on
+ * an overlayfs whose layers sit on different filesystems, directories report
+ * the overlay's device and other files their layer's. Kernels without mount
+ * IDs fall back to st_dev (the id is then the device number). */
+struct mount_key {
+        bool by_mnt_id;
+        uint64_t id;
+};
+
 static int
-rm_rf_at (int parentfd, const char *name, dev_t dev, moat_error_t *err)
+mount_key_at (int dirfd, const char *name, struct mount_key *k, mode_t *mode)
 {
+        struct statx stx;
+        if (statx (dirfd, name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MNT_ID, &stx) == 0) {
+                *mode = stx.stx_mode;
+                k->by_mnt_id = (stx.stx_mask & STATX_MNT_ID) != 0;
+                k->id = k->by_mnt_id ? stx.stx_mnt_id : makedev (stx.stx_dev_major, stx.stx_dev_minor);
+                return 0;
+        }
+        if (errno != ENOSYS)
+                return -1;
         struct stat st;
-        if (fstatat (parentfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -1;
+        *mode = st.st_mode;
+        k->by_mnt_id = false;
+        k->id = st.st_dev;
+        return 0;
+}
+
+static bool
+same_mount (const struct mount_key *a, const struct mount_key *b)
+{
+        return a->by_mnt_id == b->by_mnt_id && a->id == b->id;
+}
+
+static int
+rm_rf_at (int parentfd, const char *name, const struct mount_key *top, moat_error_t *err)
+{
+        struct mount_key k;
+        mode_t mode;
+        if (mount_key_at (parentfd, name, &k, &mode) < 0) {
                 if (errno == ENOENT)
                         return 0;
                 return moat_make_error (err, errno, "stat %s", name);
         }
-        if (S_ISDIR (st.st_mode)) {
+        if (S_ISDIR (mode)) {
                 int fd;
                 DIR *d;
                 struct dirent *de;
-                if (st.st_dev != dev)
+                if (!same_mount (&k, top))
                         return moat_make_error (err, EBUSY,
                                                 "refusing to remove %s: another filesystem is mounted there", name);
                 fd = openat (parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -270,7 +309,7 @@ rm_rf_at (int parentfd, const char *name, dev_t dev, moat_error_t *err)
                 while ((de = readdir (d)) != NULL) {
                         if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
                                 continue;
-                        if (rm_rf_at (dirfd (d), de->d_name, dev, err) < 0) {
+                        if (rm_rf_at (dirfd (d), de->d_name, top, err) < 0) {
                                 closedir (d);
                                 return moat_error_wrap (err, "%s", name);
                         }
@@ -280,7 +319,7 @@ rm_rf_at (int parentfd, const char *name, dev_t dev, moat_error_t *err)
                         return moat_make_error (err, errno, "rmdir %s", name);
                 return 0;
         }
-        if (st.st_dev != dev)
+        if (!same_mount (&k, top))
                 return moat_make_error (err, EBUSY, "refusing to remove %s: a file is mounted there", name);
         if (unlinkat (parentfd, name, 0) < 0 && errno != ENOENT)
                 return moat_make_error (err, errno, "unlink %s", name);
@@ -290,13 +329,14 @@ rm_rf_at (int parentfd, const char *name, dev_t dev, moat_error_t *err)
 int
 rm_rf (const char *path, moat_error_t *err)
 {
-        struct stat st;
-        if (lstat (path, &st) < 0) {
+        struct mount_key top;
+        mode_t mode;
+        if (mount_key_at (AT_FDCWD, path, &top, &mode) < 0) {
                 if (errno == ENOENT)
                         return 0;
                 return moat_make_error (err, errno, "stat %s", path);
         }
-        return rm_rf_at (AT_FDCWD, path, st.st_dev, err);
+        return rm_rf_at (AT_FDCWD, path, &top, err);
 }
 
 int

@@ -5,6 +5,7 @@
  * Reading the port returns 'M' so a guest can detect the device. */
 #include "moat/vmm.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 
 int
 vmm_exit_status_code (uint8_t status)
@@ -32,8 +33,13 @@ exitdev_io (void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_wri
                 vmm_request_stop (vm, code, "guest exit status %u", data[0]);
 }
 
-int
-vmm_exitdev_attach (struct vmm *vm, moat_error_t *err)
+static int
+exitdev_attach (struct vmm *vm, struct vmm_dev_env *env, size_t i, moat_error_t *err)
 {
         return vmm_bus_add (&vm->pio, VMM_EXIT_PORT, 1, exitdev_io, vm, "exit", err);
 }
+
+const struct vmm_device vmm_dev_exit = {
+        .name = "exit",
+        .attach = exitdev_attach,
+};

@@ -18,6 +18,7 @@
 #include "moat/vmm_boot.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 #include "moat/vsock.h"
 
@@ -246,8 +247,7 @@ confine (struct vmm *vm, moat_error_t *err)
 
 /* Sets the VM up; returns 0 or -1 with err. */
 static int
-setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int serial_fd, int console_fd,
-       moat_error_t *err)
+setup (struct vmm *vm, struct vmm_config *c, struct vmm_dev_env *env, moat_error_t *err)
 {
         cleanup_free char *kernel = NULL, *initrd = NULL;
         size_t klen = 0, ilen = 0;
@@ -267,62 +267,11 @@ setup (struct vmm *vm, struct vmm_config *c, struct vmm_serial *serial, int seri
         vm->confine = confine;
         if (vmm_open (vm, c->memory_mib << 20, c->cpus, err) < 0)
                 return -1;
-        if (vmm_serial_attach (vm, serial, serial_fd, c->serial_stdin ? 0 : -1, err) < 0)
+
+        /* every configured device, and their kernel arguments */
+        cleanup_free char *cmdline = NULL;
+        if (vmm_devices_attach (vm, env, &cmdline, err) < 0)
                 return -1;
-        if (vmm_i8042_attach (vm, err) < 0 || vmm_exitdev_attach (vm, err) < 0)
-                return -1;
-
-        cleanup_free char *cmdline = xstrdup (c->cmdline ? c->cmdline : "");
-        if (c->rng) {
-                struct vmm_virtio_mmio *dev;
-                if (vmm_virtio_rng_attach (vm, &dev, err) < 0)
-                        return moat_error_wrap (err, "virtio-rng");
-                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
-                free (cmdline);
-                cmdline = n;
-        }
-
-        if (c->vsock_socket) {
-                struct vmm_virtio_mmio *dev;
-                uint64_t cid = c->guest_cid ? c->guest_cid : MOAT_VSOCK_DEFAULT_GUEST_CID;
-                if (vmm_virtio_vsock_attach (vm, c->vsock_socket, cid, &dev, err) < 0)
-                        return moat_error_wrap (err, "virtio-vsock");
-                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
-                free (cmdline);
-                cmdline = n;
-        }
-
-        for (size_t i = 0; i < c->nshares; i++) {
-                struct vmm_virtio_mmio *dev;
-                if (vmm_virtio_9p_attach (vm, c->shares[i].tag, c->shares[i].path, &dev, err) < 0)
-                        return moat_error_wrap (err, "virtio-9p %s", c->shares[i].tag);
-                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
-                free (cmdline);
-                cmdline = n;
-        }
-
-        if (c->tap) {
-                struct vmm_virtio_mmio *dev;
-                uint8_t mac[6];
-                if (c->has_mac)
-                        memcpy (mac, c->mac, sizeof mac);
-                else
-                        vmm_net_random_mac (mac);
-                if (vmm_virtio_net_attach (vm, c->tap, mac, &dev, err) < 0)
-                        return moat_error_wrap (err, "virtio-net");
-                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
-                free (cmdline);
-                cmdline = n;
-        }
-
-        if (console_fd >= 0) {
-                struct vmm_virtio_mmio *dev;
-                if (vmm_virtio_console_attach (vm, console_fd, &dev, err) < 0)
-                        return moat_error_wrap (err, "virtio-console");
-                char *n = xasprintf_r ("%s%s%s", cmdline, *cmdline ? " " : "", dev->cmdline_arg);
-                free (cmdline);
-                cmdline = n;
-        }
 
         struct vmm_boot_info info = {0};
         if (vmm_load_elf (&vm->mem, kernel, klen, &info, err) < 0)
@@ -395,9 +344,9 @@ main (int argc, char **argv)
         }
 
         struct vmm vm = {0};
-        struct vmm_serial serial;
+        struct vmm_dev_env env = {.cfg = &c, .serial_fd = serial_fd, .console_fd = console_fd};
         int code;
-        if (setup (&vm, &c, &serial, serial_fd, console_fd, &err) < 0) {
+        if (setup (&vm, &c, &env, &err) < 0) {
                 moat_error_print (&err, "moat-vmm");
                 code = VMM_EXIT_USAGE;
         } else if ((code = vmm_run (&vm, &err)) < 0) {

@@ -8,7 +8,9 @@
 
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 #define IER_RDI 0x01
@@ -221,13 +223,21 @@ serial_readable (void *opaque, int fd)
                 vmm_serial_input (s, buf, n);
 }
 
-int
-vmm_serial_attach (struct vmm *vm, struct vmm_serial *s, int out_fd, int in_fd, moat_error_t *err)
+/* COM1 on the VM's port bus, IRQ 4 through KVM_IRQ_LINE; --serial-stdin
+ * feeds stdin to it. */
+static int
+serial_attach (struct vmm *vm, struct vmm_dev_env *env, size_t i, moat_error_t *err)
 {
-        vmm_serial_init (s, out_fd, serial_irq, vm);
+        struct vmm_serial *s = &env->serial;
+        vmm_serial_init (s, env->serial_fd, serial_irq, vm);
         if (vmm_bus_add (&vm->pio, VMM_SERIAL_COM1, 8, vmm_serial_io, s, "serial", err) < 0)
                 return -1;
-        if (in_fd >= 0 && vmm_watch_fd (vm, in_fd, serial_readable, s, err) < 0)
+        if (env->cfg->serial_stdin && vmm_watch_fd (vm, STDIN_FILENO, serial_readable, s, err) < 0)
                 return moat_error_wrap (err, "serial input");
         return 0;
 }
+
+const struct vmm_device vmm_dev_serial = {
+        .name = "serial",
+        .attach = serial_attach,
+};

@@ -38,6 +38,8 @@
 #include "moat/p9.h"
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 
 #define VIRTIO_9P_MOUNT_TAG 0
@@ -536,18 +538,29 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         return vmm_watch_fd (vm, d->pidfd, worker_exited, d, err);
 }
 
-int
-vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
-                      moat_error_t *err)
+static size_t
+p9_count (const struct vmm_dev_env *env)
 {
-        uint64_t base;
-        uint32_t irq;
-        if (vm->mem_fd < 0)
-                return moat_make_error (err, 0, "the 9p worker process needs guest RAM from a memfd (--memfd)");
-        vmm_alloc_mmio (vm, &base, &irq);
+        return env->cfg->nshares;
+}
+
+static void
+p9_label (const struct vmm_dev_env *env, size_t i, char *buf, size_t len)
+{
+        snprintf (buf, len, "virtio-9p %s", env->cfg->shares[i].tag);
+}
+
+static struct vmm_virtio_mmio *
+p9_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
+        const char *tag = env->cfg->shares[i].tag, *path = env->cfg->shares[i].path;
+        if (vm->mem_fd < 0) {
+                moat_make_error (err, 0, "the 9p worker process needs guest RAM from a memfd (--memfd)");
+                return NULL;
+        }
         struct vmm_virtio_mmio *m = p9_alloc (&vm->mem, tag, path, base, irq, err);
         if (m == NULL)
-                return -1;
+                return NULL;
         struct p9dev *d = m->dev;
         d->proc = true;
         d->vm = vm;
@@ -558,13 +571,23 @@ vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct 
                 moat_make_error (err, errno, "map the interrupt status page");
                 p9_free (m);
                 free (m);
-                return -1;
+                return NULL;
         }
         m->isrp = d->isr;
         m->external_notify = true;
-        *out = m;
-        /* From here on vmm_virtio_free_all frees m. */
-        if (vmm_virtio_mmio_attach (vm, m, err) < 0)
-                return -1;
-        return spawn_worker (vm, d, err);
+        return m;
 }
+
+static int
+p9_start (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err)
+{
+        return spawn_worker (vm, m->dev, err);
+}
+
+const struct vmm_device vmm_dev_virtio_9p = {
+        .name = "virtio-9p",
+        .count = p9_count,
+        .virtio_new = p9_new,
+        .virtio_start = p9_start,
+        .label = p9_label,
+};

@@ -9,6 +9,8 @@
 #include "moat/log.h"
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 
 #define CONSOLE_RXQ 0
@@ -88,13 +90,20 @@ vmm_virtio_console_new (const struct moat_guest_mem *mem, int out_fd, uint64_t b
         return m;
 }
 
-int
-vmm_virtio_console_attach (struct vmm *vm, int out_fd, struct vmm_virtio_mmio **out, moat_error_t *err)
+static size_t
+console_count (const struct vmm_dev_env *env)
 {
-        uint64_t base;
-        uint32_t irq;
-        vmm_alloc_mmio (vm, &base, &irq);
-        struct vmm_virtio_mmio *m = vmm_virtio_console_new (&vm->mem, out_fd, base, irq);
-        *out = m;
-        return vmm_virtio_mmio_attach (vm, m, err);
+        return env->console_fd >= 0;
 }
+
+static struct vmm_virtio_mmio *
+console_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
+        return vmm_virtio_console_new (&vm->mem, env->console_fd, base, irq);
+}
+
+const struct vmm_device vmm_dev_virtio_console = {
+        .name = "virtio-console",
+        .count = console_count,
+        .virtio_new = console_new,
+};

@@ -35,6 +35,8 @@
 #include "moat/log.h"
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 
 #define NET_RXQ 0
@@ -461,22 +463,39 @@ start_worker (struct netdev *d, moat_error_t *err)
         return 0;
 }
 
-int
-vmm_virtio_net_attach (struct vmm *vm, const char *tap, const uint8_t mac[6], struct vmm_virtio_mmio **out,
-                       moat_error_t *err)
+static size_t
+net_count (const struct vmm_dev_env *env)
 {
-        int fd = vmm_tap_open (tap, err);
+        return env->cfg->tap != NULL;
+}
+
+static struct vmm_virtio_mmio *
+net_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
+        uint8_t mac[6];
+        if (env->cfg->has_mac)
+                memcpy (mac, env->cfg->mac, sizeof mac);
+        else
+                vmm_net_random_mac (mac);
+        int fd = vmm_tap_open (env->cfg->tap, err);
         if (fd < 0)
-                return -1;
-        uint64_t base;
-        uint32_t irq;
-        vmm_alloc_mmio (vm, &base, &irq);
+                return NULL;
+        /* m owns the tap fd */
         struct vmm_virtio_mmio *m = vmm_virtio_net_new (&vm->mem, fd, mac, base, irq);
         /* The worker reads the queue ioeventfds, not the event loop. */
         m->external_notify = true;
-        *out = m;
-        /* From here on m (and the tap fd) belong to the VM's device list. */
-        if (vmm_virtio_mmio_attach (vm, m, err) < 0)
-                return -1;
+        return m;
+}
+
+static int
+net_start (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err)
+{
         return start_worker (m->dev, err);
 }
+
+const struct vmm_device vmm_dev_virtio_net = {
+        .name = "virtio-net",
+        .count = net_count,
+        .virtio_new = net_new,
+        .virtio_start = net_start,
+};

@@ -8,6 +8,8 @@
 #include "moat/log.h"
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 
 struct rng {
@@ -70,14 +72,22 @@ vmm_virtio_rng_new (const struct moat_guest_mem *mem)
         return m;
 }
 
-int
-vmm_virtio_rng_attach (struct vmm *vm, struct vmm_virtio_mmio **out, moat_error_t *err)
+static size_t
+rng_count (const struct vmm_dev_env *env)
 {
-        uint64_t base;
-        uint32_t irq;
-        vmm_alloc_mmio (vm, &base, &irq);
+        return env->cfg->rng;
+}
+
+static struct vmm_virtio_mmio *
+rng_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
         struct vmm_virtio_mmio *m = xzalloc (sizeof *m);
         vmm_virtio_mmio_init (m, &vmm_virtio_rng_ops, xzalloc (sizeof (struct rng)), &vm->mem, base, irq);
-        *out = m;
-        return vmm_virtio_mmio_attach (vm, m, err);
+        return m;
 }
+
+const struct vmm_device vmm_dev_virtio_rng = {
+        .name = "virtio-rng",
+        .count = rng_count,
+        .virtio_new = rng_new,
+};

@@ -17,6 +17,8 @@
 #include "moat/log.h"
 #include "moat/util.h"
 #include "moat/vmm.h"
+#include "moat/vmm_config.h"
+#include "moat/vmm_devices.h"
 #include "moat/vmm_virtio.h"
 #include "moat/vsock.h"
 
@@ -136,38 +138,57 @@ host_ready (void *opaque, int fd)
         pthread_mutex_unlock (&m->lock);
 }
 
-int
-vmm_virtio_vsock_attach (struct vmm *vm, const char *uds_path, uint64_t guest_cid, struct vmm_virtio_mmio **out,
-                         moat_error_t *err)
+static size_t
+vsock_count (const struct vmm_dev_env *env)
 {
-        if (guest_cid < 3 || guest_cid >= UINT32_MAX)
-                return moat_make_error (err, 0, "guest CID %llu: must be 3 to %u", (unsigned long long)guest_cid,
-                                        UINT32_MAX - 1);
+        return env->cfg->vsock_socket != NULL;
+}
+
+static struct vmm_virtio_mmio *
+vsock_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
+        const char *uds_path = env->cfg->vsock_socket;
+        uint64_t guest_cid = env->cfg->guest_cid ? env->cfg->guest_cid : MOAT_VSOCK_DEFAULT_GUEST_CID;
+        if (guest_cid < 3 || guest_cid >= UINT32_MAX) {
+                moat_make_error (err, 0, "guest CID %llu: must be 3 to %u", (unsigned long long)guest_cid,
+                                 UINT32_MAX - 1);
+                return NULL;
+        }
         struct vsockdev *d = xzalloc (sizeof *d);
         d->timer_fd = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         if (d->timer_fd < 0) {
                 free (d);
-                return moat_make_error (err, errno, "timerfd_create");
+                moat_make_error (err, errno, "timerfd_create");
+                return NULL;
         }
         struct moat_vsock_config cfg = {.guest_cid = guest_cid, .uds_path = uds_path};
         if (moat_vsock_new (&cfg, &d->vs, err) < 0) {
                 close (d->timer_fd);
                 free (d);
-                return moat_error_wrap (err, "hybrid vsock socket %s", uds_path);
+                moat_error_wrap (err, "hybrid vsock socket %s", uds_path);
+                return NULL;
         }
-
-        uint64_t base;
-        uint32_t irq;
-        vmm_alloc_mmio (vm, &base, &irq);
         struct vmm_virtio_mmio *m = xzalloc (sizeof *m);
         vmm_virtio_mmio_init (m, &vmm_virtio_vsock_ops, d, &vm->mem, base, irq);
         d->m = m;
-        *out = m;
-        /* From here on m (and d) belong to the VM's device list. */
-        if (vmm_virtio_mmio_attach (vm, m, err) < 0)
-                return -1;
+        return m;
+}
+
+/* The host side (the hybrid-vsock socket and the retransmit timer) is
+ * served from the event loop. */
+static int
+vsock_start (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err)
+{
+        struct vsockdev *d = m->dev;
         if (vmm_watch_fd (vm, moat_vsock_get_fd (d->vs), host_ready, m, err) < 0 ||
             vmm_watch_fd (vm, d->timer_fd, host_ready, m, err) < 0)
                 return -1;
         return 0;
 }
+
+const struct vmm_device vmm_dev_virtio_vsock = {
+        .name = "virtio-vsock",
+        .count = vsock_count,
+        .virtio_new = vsock_new,
+        .virtio_start = vsock_start,
+};

@@ -66,6 +66,37 @@ else
     exit 1
 fi
 
+# --- the container's clock: one container runs through the rest of this
+# script and is checked again at its end, two minutes or more later -------
+# clock_ok NAME: the container's date +%s lies within the host's, +-1 s
+clock_ok() {
+    local t0 g t1
+    t0=$(date +%s)
+    g=$(pm exec moat-clock date +%s)
+    t1=$(date +%s)
+    if [ -n "$g" ] && [ "$g" -ge $((t0 - 1)) ] && [ "$g" -le $((t1 + 1)) ]; then ok "$1"; else
+        diag "host [$t0, $t1], container '$g'"
+        fail_with_logs "$1"
+    fi
+}
+t_clock=$(date +%s)
+pm run -d --name moat-clock --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+    -v "$D/vol:/data" "$IMG" sleep 100000 >/dev/null
+clock_ok "podman: the container's clock is the host's right after start"
+if pm pause moat-clock >/dev/null; then
+    sleep 5
+    pm unpause moat-clock >/dev/null
+    clock_ok "podman: after pause, 5 s, unpause the clock is still the host's"
+else
+    fail_with_logs "podman pause"
+fi
+pm exec moat-clock touch /data/clock-mtime
+m=$(stat -c %Y "$D/vol/clock-mtime" 2>/dev/null || echo 0)
+n=$(date +%s)
+pass_if "podman: a file made on a -v volume has a host mtime within 2 s of now" \
+    test $((n - m)) -le 2 -a $((m - n)) -le 2
+diag_mark
+
 # --- run --rm, one container per flag --------------------------------------
 out=$(pm run "${RUNFLAGS[@]}" "$IMG" echo hello-podman)
 expect "podman run echo prints its output" "hello-podman" "$out"
@@ -165,6 +196,12 @@ expect "podman inspect after stop: exited with the trap's status 0" "exited 0" "
 pm rm moat-detached >/dev/null
 expect "podman rm removes the stopped container" 0 "$?"
 expect "podman ps -a no longer lists it" "" "$(pm ps -a --filter name=moat-detached --format '{{.Names}}')"
+
+left=$((t_clock + 120 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+clock_ok "podman: after $(($(date +%s) - t_clock)) s of running the clock is still the host's"
+pm rm -f -t 0 moat-clock >/dev/null
+diag_mark
 
 # nothing of the runtime left running for the removed containers
 left=$(pgrep -f -- "$D/" | grep -vx "$$" | tr '\n' ' ')

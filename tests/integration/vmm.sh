@@ -15,7 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 names=(hello-serial boot-e820 boot-cmdline boot-initrd boot-4g-hole boot-smp-mptable virtio-rng exit-status
-    triple-fault-reset i8042-reset sigterm-stop bad-kernel bad-option linux-guest
+    triple-fault-reset i8042-reset i8042-probe sigterm-stop bad-kernel bad-option linux-guest
     p9-probe p9-read p9-write p9-escape p9-reset p9-under-seccomp p9-bad-share p9-worker-confined p9-worker-death-stops-vm
     p9-worker-reaped-at-exit
     vsock-guest-connect vsock-host-connect vsock-refused vsock-json-config vsock-bad-cid
@@ -85,6 +85,10 @@ if [ $rc -eq 2 ] && grep -q "triple fault" "$tmp/triple.err"; then ok triple-fau
 run i8042 --kernel $P/shutdown.elf --cmdline probe.mode=i8042
 if [ $rc -eq 2 ] && grep -q "i8042" "$tmp/i8042.err"; then ok i8042-reset; else
     not_ok i8042-reset; echo "# rc=$rc"; show i8042; fi
+# what Linux's i8042 driver sends while probing is answered at once
+run i8042probe --kernel $P/i8042.elf
+if [ $rc -eq 0 ] && has i8042probe "all checks passed"; then ok i8042-probe; else
+    not_ok i8042-probe; echo "# rc=$rc"; show i8042probe; fi
 
 "$VMM" --kernel $P/shutdown.elf --cmdline probe.mode=hang --cpus 2 --serial-log "$tmp/hang.out" 2>"$tmp/hang.err" &
 pid=$!

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -134,6 +135,64 @@ test_check (void **state)
         assert_string_equal (r->version, MOAT_VERSION);
         assert_true (strlen (r->kernel_release) > 0);
         protobuf_c_message_free_unpacked (&r->base, NULL);
+}
+
+/* SyncClock outside a VM: the agent (not PID 1) reports the offset it
+ * measured and whether it would step, and leaves the host's clock alone */
+static int64_t
+sync_clock (int64_t delta_ns, bool step, bool *stepped, char **errmsg)
+{
+        Moat__Agent__V1__SyncClockRequest q = MOAT__AGENT__V1__SYNC_CLOCK_REQUEST__INIT;
+        Moat__Agent__V1__SyncClockResponse *r = NULL;
+        struct timespec now;
+        int64_t t, off;
+        clock_gettime (CLOCK_REALTIME, &now);
+        t = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + delta_ns;
+        q.realtime_sec = t / 1000000000;
+        q.realtime_nsec = t % 1000000000;
+        q.step = step;
+        if (call ("SyncClock", &q.base, &moat__agent__v1__sync_clock_response__descriptor, (ProtobufCMessage **)&r,
+                  errmsg) < 0)
+                return INT64_MIN;
+        off = r->offset_ns;
+        *stepped = r->stepped;
+        protobuf_c_message_free_unpacked (&r->base, NULL);
+        return off;
+}
+
+static void
+test_sync_clock (void **state)
+{
+        Moat__Agent__V1__SyncClockRequest q = MOAT__AGENT__V1__SYNC_CLOCK_REQUEST__INIT;
+        struct timespec before, after;
+        cleanup_free char *msg = NULL;
+        bool stepped = false;
+        int64_t off;
+
+        clock_gettime (CLOCK_REALTIME, &before);
+        /* 5 s ahead: measured as about +5 s, stepped */
+        off = sync_clock (5000000000LL, false, &stepped, NULL);
+        assert_true (off > 4000000000LL && off <= 5000000000LL);
+        assert_true (stepped);
+        /* 30 s behind */
+        off = sync_clock (-30000000000LL, false, &stepped, NULL);
+        assert_true (off < -29000000000LL && off >= -30100000000LL);
+        assert_true (stepped);
+        /* a few ms: slewed, unless the host asks for a step */
+        off = sync_clock (2000000, false, &stepped, NULL);
+        assert_true (off > -50000000 && off <= 2000000);
+        assert_false (stepped);
+        sync_clock (2000000, true, &stepped, NULL);
+        assert_true (stepped);
+        /* the host's clock was not touched (the agent is not PID 1) */
+        clock_gettime (CLOCK_REALTIME, &after);
+        assert_true (after.tv_sec - before.tv_sec < 3);
+        /* a nanosecond field out of range is refused */
+        q.realtime_sec = before.tv_sec;
+        q.realtime_nsec = 1000000000;
+        assert_int_equal (call ("SyncClock", &q.base, &moat__agent__v1__sync_clock_response__descriptor, NULL, &msg),
+                          -1);
+        assert_non_null (strstr (msg, "bad host time"));
 }
 
 static void
@@ -319,6 +378,7 @@ main (void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test (test_check),
+                cmocka_unit_test (test_sync_clock),
                 cmocka_unit_test (test_run_and_wait),
                 cmocka_unit_test (test_missing_binary),
                 cmocka_unit_test (test_exec_signal_stats),

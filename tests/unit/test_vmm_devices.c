@@ -12,6 +12,7 @@
 #include "moat/vmm.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
+#include "moat/vmm_devices.h"
 
 static int irq_level = -1, irq_changes;
 
@@ -195,12 +196,192 @@ test_config (void **state)
         vmm_config_free (&c);
 }
 
+/* ---- i8042 ---- */
+static int kbd_irq = -1, aux_irq = -1, resets;
+
+static void
+i8042_fake_irq (void *opaque, uint32_t irq, int level)
+{
+        if (irq == VMM_I8042_KBD_IRQ)
+                kbd_irq = level;
+        else if (irq == VMM_I8042_AUX_IRQ)
+                aux_irq = level;
+        else
+                fail_msg ("i8042 raised IRQ %u", irq);
+}
+
+static void
+i8042_fake_reset (void *opaque)
+{
+        resets++;
+}
+
+static uint8_t
+kbc_in (struct vmm_i8042 *k, int port)
+{
+        uint8_t v;
+        vmm_i8042_io (k, port - 0x60, &v, 1, false);
+        return v;
+}
+
+static void
+kbc_out (struct vmm_i8042 *k, int port, uint8_t v)
+{
+        vmm_i8042_io (k, port - 0x60, &v, 1, true);
+}
+
+/* A command with an optional parameter; returns the status the reply came
+ * with (OBF must be set) and the reply in *r. */
+static uint8_t
+kbc_cmd (struct vmm_i8042 *k, uint8_t cmd, int param, uint8_t *r)
+{
+        kbc_out (k, 0x64, cmd);
+        if (param >= 0)
+                kbc_out (k, 0x60, param);
+        uint8_t st = kbc_in (k, 0x64);
+        assert_true (st & 0x01);
+        *r = kbc_in (k, 0x60);
+        assert_false (kbc_in (k, 0x64) & 0x01);
+        return st;
+}
+
+/* What Linux's i8042 driver sends while probing (drivers/input/serio/
+ * i8042.c: controller check, init, aux check, mux check, port enables,
+ * then atkbd/psmouse talking to the ports), with the answers it needs to
+ * finish at once and to find no keyboard and no mouse. */
+static void
+test_i8042 (void **state)
+{
+        struct vmm_i8042 k;
+        uint8_t r, st;
+        kbd_irq = aux_irq = -1;
+        resets = 0;
+        vmm_i8042_init (&k, i8042_fake_irq, i8042_fake_reset, NULL);
+        /* i8042_controller_check: the flush finds an empty output buffer */
+        st = kbc_in (&k, 0x64);
+        assert_false (st & 0x01);
+        assert_true (st & 0x10); /* keyboard not inhibited: no "Keylock active" */
+        /* i8042_controller_init: read CTR twice, write it back */
+        kbc_cmd (&k, 0x20, -1, &r);
+        uint8_t ctr = r;
+        assert_int_equal (ctr & 0x03, 0); /* no interrupts yet */
+        kbc_cmd (&k, 0x20, -1, &r);
+        assert_int_equal (r, ctr);
+        kbc_out (&k, 0x64, 0x60);
+        assert_true (kbc_in (&k, 0x64) & 0x08); /* CMDDAT: the last write was a command */
+        kbc_out (&k, 0x60, 0x30 | 0x04);
+        assert_false (kbc_in (&k, 0x64) & 0x09);
+        kbc_cmd (&k, 0x20, -1, &r);
+        assert_int_equal (r, 0x34);
+        /* self-test and interface tests */
+        assert_int_equal (kbc_cmd (&k, 0xaa, -1, &r) & 0x60, 0);
+        assert_int_equal (r, 0x55);
+        kbc_cmd (&k, 0xab, -1, &r);
+        assert_int_equal (r, 0);
+        kbc_cmd (&k, 0xa9, -1, &r);
+        assert_int_equal (r, 0);
+        /* i8042_check_aux: loopback comes from the aux side */
+        st = kbc_cmd (&k, 0xd3, 0x5a, &r);
+        assert_int_equal (r, 0x5a);
+        assert_int_equal (st & 0x60, 0x20);
+        kbc_out (&k, 0x64, 0xa7);
+        kbc_cmd (&k, 0x20, -1, &r);
+        assert_true (r & 0x20);
+        kbc_out (&k, 0x64, 0xa8);
+        kbc_cmd (&k, 0x20, -1, &r);
+        assert_false (r & 0x20);
+        /* the aux IRQ test: with AUXINT on, the loopback byte raises IRQ 12
+         * and reading it lowers it */
+        kbc_out (&k, 0x64, 0x60);
+        kbc_out (&k, 0x60, 0x04 | 0x02);
+        assert_int_equal (aux_irq, -1);
+        kbc_out (&k, 0x64, 0xd3);
+        kbc_out (&k, 0x60, 0xa5);
+        assert_int_equal (aux_irq, 1);
+        assert_int_equal (kbd_irq, -1);
+        assert_int_equal (kbc_in (&k, 0x64) & 0x21, 0x21);
+        assert_int_equal (kbc_in (&k, 0x60), 0xa5);
+        assert_int_equal (aux_irq, 0);
+        /* i8042_check_mux: the third loopback byte comes back unchanged,
+         * so no multiplexer */
+        kbc_cmd (&k, 0xd3, 0xa4, &r);
+        assert_int_equal (r, 0xa4);
+        /* keyboard loopback */
+        st = kbc_cmd (&k, 0xd2, 0x11, &r);
+        assert_int_equal (r, 0x11);
+        assert_int_equal (st & 0x60, 0);
+        /* ports enabled with interrupts: a byte for the keyboard (atkbd's
+         * GETID) times out with 0xfe on IRQ 1, one for the mouse (0xd4,
+         * psmouse's GETID) on IRQ 12 */
+        kbc_out (&k, 0x64, 0x60);
+        kbc_out (&k, 0x60, 0x04 | 0x03);
+        kbc_out (&k, 0x60, 0xf2);
+        assert_int_equal (kbd_irq, 1);
+        st = kbc_in (&k, 0x64);
+        assert_int_equal (st & 0x61, 0x41);
+        assert_int_equal (kbc_in (&k, 0x60), 0xfe);
+        assert_int_equal (kbd_irq, 0);
+        kbc_out (&k, 0x64, 0xd4);
+        kbc_out (&k, 0x60, 0xf2);
+        assert_int_equal (aux_irq, 1);
+        assert_int_equal (kbc_in (&k, 0x64) & 0x61, 0x61);
+        assert_int_equal (kbc_in (&k, 0x60), 0xfe);
+        assert_int_equal (aux_irq, 0);
+        assert_int_equal (kbd_irq, 0);
+        /* output port, unknown commands, the other ports */
+        kbc_cmd (&k, 0xd0, -1, &r);
+        assert_true (r & 0x01);
+        kbc_out (&k, 0x64, 0xc8);
+        assert_false (kbc_in (&k, 0x64) & 0x01);
+        assert_int_equal (kbc_in (&k, 0x61), 0);
+        /* command 0xfe resets the CPU; nothing else does */
+        assert_int_equal (resets, 0);
+        kbc_out (&k, 0x64, 0xfe);
+        assert_int_equal (resets, 1);
+        pthread_mutex_destroy (&k.lock);
+}
+
+/* The device registry: attach order (it fixes the MMIO windows and IRQs)
+ * and what each device counts in a configuration. */
+static void
+test_registry (void **state)
+{
+        cleanup_error moat_error_t err = NULL;
+        static const char *const order[] = {"serial",       "i8042",     "exit",       "virtio-rng",
+                                            "virtio-vsock", "virtio-9p", "virtio-net", "virtio-console"};
+        assert_int_equal (vmm_ndevices, sizeof order / sizeof order[0]);
+        struct vmm_config c;
+        vmm_config_init (&c);
+        struct vmm_dev_env env = {.cfg = &c, .serial_fd = 1, .console_fd = -1};
+        for (size_t i = 0; i < vmm_ndevices; i++) {
+                const struct vmm_device *d = vmm_devices[i];
+                assert_string_equal (d->name, order[i]);
+                /* port-I/O devices attach themselves; virtio ones are made for a window */
+                assert_true ((d->attach != NULL) != (d->virtio_new != NULL));
+                assert_int_equal (d->count ? d->count (&env) : 1, d->attach ? 1 : 0);
+        }
+        c.rng = true;
+        assert_int_equal (vmm_config_add_share (&c, "a=/tmp", &err), 0);
+        assert_int_equal (vmm_config_add_share (&c, "b=/", &err), 0);
+        env.console_fd = 1;
+        assert_int_equal (vmm_dev_virtio_rng.count (&env), 1);
+        assert_int_equal (vmm_dev_virtio_9p.count (&env), 2);
+        assert_int_equal (vmm_dev_virtio_console.count (&env), 1);
+        assert_int_equal (vmm_dev_virtio_vsock.count (&env), 0);
+        assert_int_equal (vmm_dev_virtio_net.count (&env), 0);
+        char label[64];
+        vmm_dev_virtio_9p.label (&env, 1, label, sizeof label);
+        assert_string_equal (label, "virtio-9p b");
+        vmm_config_free (&c);
+}
+
 int
 main (void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test (test_serial), cmocka_unit_test (test_exit_codes), cmocka_unit_test (test_bus),
-                cmocka_unit_test (test_cpuid),  cmocka_unit_test (test_config),
+                cmocka_unit_test (test_serial),   cmocka_unit_test (test_exit_codes), cmocka_unit_test (test_bus),
+                cmocka_unit_test (test_cpuid),    cmocka_unit_test (test_config),     cmocka_unit_test (test_i8042),
+                cmocka_unit_test (test_registry),
         };
         return cmocka_run_group_tests (tests, NULL, NULL);
 }

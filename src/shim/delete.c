@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The `delete` action: containerd runs it (cwd the bundle, 5 s) when a
+ * shim's connection closed or could not be re-established, and reads a
+ * containerd.task.v2.DeleteResponse from our stdout; stderr is logged as
+ * cleanup warnings. It must work from the bundle alone: the shim that knew
+ * the task is gone. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "moat/util.h"
+#include "shim.h"
+#include "task.pb-c.h"
+
+int
+shim_delete (const struct shim_opts *o, moat_error_t *err)
+{
+        Containerd__Task__V2__DeleteResponse r = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp ts = CONTAINERD__TASK__V2__TIMESTAMP__INIT;
+        struct timespec now;
+        cleanup_free uint8_t *buf = NULL;
+        size_t n;
+
+        /* The shim never created a task (Create is not supported yet), so a
+         * dead shim leaves nothing of moat behind to clean. The exit is
+         * containerd's convention for a task whose shim died: killed. */
+        clock_gettime (CLOCK_REALTIME, &now);
+        ts.seconds = now.tv_sec;
+        ts.nanos = now.tv_nsec;
+        r.pid = 0;
+        r.exit_status = 128 + 9;
+        r.exited_at = &ts;
+        n = containerd__task__v2__delete_response__get_packed_size (&r);
+        buf = xmalloc (n ? n : 1);
+        containerd__task__v2__delete_response__pack (&r, buf);
+        if (write_all (STDOUT_FILENO, buf, n) != (ssize_t)n)
+                return moat_make_error (err, errno, "write the delete response");
+        (void)o;
+        return 0;
+}
