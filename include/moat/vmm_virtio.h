@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "moat/error.h"
 #include "moat/virtqueue.h"
@@ -147,6 +148,15 @@ struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, con
 uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
 int vmm_virtio_9p_attach (struct vmm *vm, const char *tag, const char *path, struct vmm_virtio_mmio **out,
                           moat_error_t *err);
+/* Unit tests, no KVM: the device of vmm_virtio_9p_attach with its worker
+ * process, the queue kick and the interrupt being plain eventfds (guest
+ * memory must be MAP_SHARED, as the worker sees it after fork). A control
+ * call waits ctl_timeout_ms for the worker. Freed by
+ * vmm_virtio_9p_free_worker. */
+struct vmm_virtio_mmio *vmm_virtio_9p_new_worker (struct vmm *vm, const char *tag, const char *path, int ctl_timeout_ms,
+                                                  moat_error_t *err);
+pid_t vmm_virtio_9p_worker_pid (struct vmm_virtio_mmio *m);
+void vmm_virtio_9p_free_worker (struct vmm_virtio_mmio *m);
 
 /* virtio-net (device id 1) on a host tap opened with IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR and a 12-byte (virtio 1.x) header. Offers MAC only (no
