@@ -122,7 +122,11 @@ struct vmm;
 int vmm_virtio_mmio_attach (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err);
 void vmm_virtio_free_all (struct vmm *vm);
 
-/* virtio-rng (entropy) fed from getrandom(). */
+/* virtio-rng (entropy) fed from getrandom(): at most MAX_CHAIN bytes into
+ * one chain, MAX_CHAINS chains per notification; the device kicks its own
+ * queue ioeventfd when chains are left. */
+#define VMM_VIRTIO_RNG_MAX_CHAIN (64 * 1024)
+#define VMM_VIRTIO_RNG_MAX_CHAINS 16
 extern const struct vmm_virtio_ops vmm_virtio_rng_ops;
 struct vmm_virtio_mmio *vmm_virtio_rng_new (const struct moat_guest_mem *mem);
 int vmm_virtio_rng_attach (struct vmm *vm, struct vmm_virtio_mmio **out, moat_error_t *err);
