@@ -169,4 +169,5 @@ expect "podman ps -a no longer lists it" "" "$(pm ps -a --filter name=moat-detac
 # nothing of the runtime left running for the removed containers
 left=$(pgrep -f -- "$D/" | grep -vx "$$" | tr '\n' ' ')
 expect "no conmon or runtime process left behind" "" "${left% }"
+done_testing
 exit 0
