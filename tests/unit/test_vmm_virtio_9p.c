@@ -330,6 +330,21 @@ test_worker_fifo (void **state)
         assert_int_equal (rpc (m, 5000), 0);
         msg (P9_TLOPEN), p_le (3, 4), p_le (O_WRONLY, 4);
         assert_int_equal (rpc (m, 5000), EPERM);
+        /* regular files still open, under the worker's seccomp filter */
+        msg (P9_TWALK), p_le (1, 4), p_le (4, 4), p_le (0, 2);
+        assert_int_equal (rpc (m, 5000), 0);
+        msg (P9_TLCREATE), p_le (4, 4), ps ("new"), p_le (O_RDWR, 4), p_le (04755, 4), p_le (0, 4);
+        assert_int_equal (rpc (m, 5000), 0);
+        msg (P9_TWALK), p_le (1, 4), p_le (5, 4), p_le (1, 2), ps ("new");
+        assert_int_equal (rpc (m, 5000), 0);
+        msg (P9_TLOPEN), p_le (5, 4), p_le (O_WRONLY | O_TRUNC, 4);
+        assert_int_equal (rpc (m, 5000), 0);
+        char p[128];
+        struct stat st;
+        snprintf (p, sizeof p, "%s/new", dir);
+        assert_int_equal (stat (p, &st), 0);
+        assert_true (S_ISREG (st.st_mode));
+        assert_int_equal (st.st_mode & 07000, 0);
         wr (m, VIRTIO_MMIO_STATUS, 0);
         start (m);
         msg (P9_TVERSION), p_le (8192, 4), ps ("9P2000.L");
