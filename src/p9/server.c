@@ -371,7 +371,7 @@ drop_setid (int fd, const struct stat *st)
         if (!S_ISREG (st->st_mode) || !(st->st_mode & (S_ISUID | S_ISGID)))
                 return 0;
         char path[64];
-        snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+        proc_fd_path (fd, path, sizeof path);
         return chmod (path, st->st_mode & 0777) < 0 ? -errno : 0;
 }
 
