@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "moat/error.h"
 #include "moat/virtqueue.h"
@@ -122,7 +123,11 @@ struct vmm;
 int vmm_virtio_mmio_attach (struct vmm *vm, struct vmm_virtio_mmio *m, moat_error_t *err);
 void vmm_virtio_free_all (struct vmm *vm);
 
-/* virtio-rng (entropy) fed from getrandom(). */
+/* virtio-rng (entropy) fed from getrandom(): at most MAX_CHAIN bytes into
+ * one chain, MAX_CHAINS chains per notification; the device kicks its own
+ * queue ioeventfd when chains are left. */
+#define VMM_VIRTIO_RNG_MAX_CHAIN (64 * 1024)
+#define VMM_VIRTIO_RNG_MAX_CHAINS 16
 extern const struct vmm_virtio_ops vmm_virtio_rng_ops;
 struct vmm_virtio_mmio *vmm_virtio_rng_new (const struct moat_guest_mem *mem);
 
@@ -143,6 +148,15 @@ struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, con
                                            uint64_t base, uint32_t irq, moat_error_t *err);
 /* Requests answered so far. */
 uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
+/* Unit tests, no KVM: the device with its worker
+ * process, the queue kick and the interrupt being plain eventfds (guest
+ * memory must be MAP_SHARED, as the worker sees it after fork). A control
+ * call waits ctl_timeout_ms for the worker. Freed by
+ * vmm_virtio_9p_free_worker. */
+struct vmm_virtio_mmio *vmm_virtio_9p_new_worker (struct vmm *vm, const char *tag, const char *path, int ctl_timeout_ms,
+                                                  moat_error_t *err);
+pid_t vmm_virtio_9p_worker_pid (struct vmm_virtio_mmio *m);
+void vmm_virtio_9p_free_worker (struct vmm_virtio_mmio *m);
 
 /* virtio-net (device id 1) on a host tap opened with IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR and a 12-byte (virtio 1.x) header. Offers MAC only (no

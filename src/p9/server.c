@@ -14,9 +14,23 @@
  *  - symlinks are never followed here: walking onto one yields a fid for
  *    the link itself, walking through it fails with ENOTDIR, and the guest
  *    kernel resolves the text Treadlink returns;
- *  - Tlopen opens only regular files and directories (never device nodes,
- *    fifos or sockets that happen to be in the share) by reopening the
- *    fid's fd through /proc/self/fd, which names that exact inode. */
+ *  - nothing but a regular file or a directory is ever opened for I/O: a
+ *    fifo would block the worker until someone opens its other end, a
+ *    device node would be opened on the host. Tlopen reopens the fid's fd
+ *    through /proc/self/fd (which names that exact inode, whose type was
+ *    checked); Tlcreate checks an existing entry with fstatat before it
+ *    opens it; and both open with O_NONBLOCK, check the type of what they
+ *    got with fstat and only then clear O_NONBLOCK.
+ *
+ * What a guest may make (it is root in its VM, but the files are the
+ * host's): regular files, directories, symlinks, fifos and sockets, never
+ * device nodes; and never a setuid or setgid file. Creation and chmod keep
+ * the permission bits and the sticky bit of directories only, so S_ISUID
+ * and S_ISGID (and S_ISVTX on a non-directory) are dropped; a regular file
+ * that already has them (from the image) loses them when the guest opens it
+ * for writing, truncates it or changes its owner, as the kernel does for an
+ * unprivileged writer. Ownership is the guest's to choose (containers
+ * chown their files). See docs/architecture.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -341,6 +355,26 @@ stat_fd (int fd, struct stat *st)
         return fstatat (fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
+/* The mode bits a guest may give an entry of type fmt: the permission bits,
+ * and the sticky bit on a directory. Never setuid or setgid. */
+static mode_t
+guest_mode (mode_t fmt, uint32_t mode)
+{
+        return mode & (S_ISDIR (fmt) ? 01777 : 0777);
+}
+
+/* Drops S_ISUID and S_ISGID from the regular file open as fd (its stat in
+ * st), before the guest changes its contents or owner. */
+static int
+drop_setid (int fd, const struct stat *st)
+{
+        if (!S_ISREG (st->st_mode) || !(st->st_mode & (S_ISUID | S_ISGID)))
+                return 0;
+        char path[64];
+        proc_fd_path (fd, path, sizeof path);
+        return chmod (path, st->st_mode & 0777) < 0 ? -errno : 0;
+}
+
 /* Looks name up below dirfd for the reply qid. */
 static int
 qid_at (struct moat_p9_server *s, int dirfd, const char *name, struct qid *q)
@@ -573,13 +607,32 @@ h_walk (struct req *q)
  * O_NOCTTY, FASYNC, O_DIRECT, O_NOFOLLOW...) are ours to decide. */
 #define OPEN_FLAGS_KEPT (O_ACCMODE | O_TRUNC | O_APPEND | O_DSYNC | O_SYNC | O_NOATIME | O_DIRECTORY)
 
+/* Finishes an open made with O_NONBLOCK: fails with EPERM (and closes fd)
+ * unless it is a regular file or, if dir_ok, a directory; else clears
+ * O_NONBLOCK and fills st. */
+static int
+check_opened (int fd, bool dir_ok, struct stat *st)
+{
+        int r = fstat (fd, st) < 0 ? -errno : 0;
+        if (r == 0 && !S_ISREG (st->st_mode) && !(dir_ok && S_ISDIR (st->st_mode)))
+                r = -EPERM;
+        int fl = r == 0 ? fcntl (fd, F_GETFL) : 0;
+        if (r == 0 && (fl < 0 || fcntl (fd, F_SETFL, fl & ~O_NONBLOCK) < 0))
+                r = -errno;
+        if (r < 0)
+                close (fd);
+        return r < 0 ? r : fd;
+}
+
+/* Opens the inode fd (O_PATH) stands for: a regular file or a directory. */
 static int
 reopen (int fd, int flags)
 {
         char path[64];
+        struct stat st;
         proc_fd_path (fd, path, sizeof path);
-        int r = open (path, flags | O_CLOEXEC | O_NOCTTY);
-        return r < 0 ? -errno : r;
+        int r = open (path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        return r < 0 ? -errno : check_opened (r, true, &st);
 }
 
 static int
@@ -613,6 +666,13 @@ h_lopen (struct req *q)
         int fd = reopen (f->fd, oflags);
         if (fd < 0)
                 return fd;
+        if ((oflags & O_ACCMODE) != O_RDONLY || (oflags & O_TRUNC)) {
+                r = drop_setid (fd, &st);
+                if (r < 0) {
+                        close (fd);
+                        return r;
+                }
+        }
         f->open_fd = fd;
         wr_qid (&q->w, qid_of (&st));
         wr32 (&q->w, 0);
@@ -635,17 +695,39 @@ h_lcreate (struct req *q)
         if (f->open_fd >= 0)
                 return -EBADF;
         int oflags = (flags & (OPEN_FLAGS_KEPT & ~O_DIRECTORY)) | (flags & O_EXCL) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-                     O_NOCTTY;
-        int fd = openat (f->fd, name, oflags, mode & 07777);
+                     O_NOCTTY | O_NONBLOCK;
+        struct stat st;
+        bool existed = false;
+        /* Without O_EXCL an existing entry would be opened: look at it
+         * first (a fifo would block the open, a device would be opened). */
+        if (!(flags & O_EXCL)) {
+                if (fstatat (f->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        existed = true;
+                        if (S_ISDIR (st.st_mode))
+                                return -EISDIR;
+                        if (S_ISLNK (st.st_mode))
+                                return -ELOOP;
+                        if (!S_ISREG (st.st_mode))
+                                return -EPERM;
+                } else if (errno != ENOENT) {
+                        return -errno;
+                }
+        }
+        int fd = openat (f->fd, name, oflags, guest_mode (S_IFREG, mode));
         if (fd < 0)
                 return -errno;
-        struct stat st;
-        r = fstat (fd, &st) < 0 ? -errno : S_ISREG (st.st_mode) ? 0 : -EPERM;
+        /* The same check on what was opened: the entry may have changed. */
+        fd = check_opened (fd, false, &st);
+        if (fd < 0)
+                return fd;
+        /* an existing file, opened to be written */
+        r = (oflags & O_ACCMODE) != O_RDONLY || (oflags & O_TRUNC) ? drop_setid (fd, &st) : 0;
         if (r < 0) {
                 close (fd);
                 return r;
         }
-        set_owner (f->fd, name, f->uid, gid);
+        if (!existed) /* an existing file keeps its owner */
+                set_owner (f->fd, name, f->uid, gid);
         int pathfd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
         if (pathfd < 0) {
                 r = -errno;
@@ -793,12 +875,16 @@ h_setattr (struct req *q)
         if (valid & SETATTR_MODE) {
                 if (link)
                         return -EOPNOTSUPP;
-                if (chmod (path, mode & 07777) < 0)
+                if (chmod (path, guest_mode (st.st_mode, mode)) < 0)
                         return -errno;
+                st.st_mode = (st.st_mode & S_IFMT) | guest_mode (st.st_mode, mode);
         }
         if (valid & (SETATTR_UID | SETATTR_GID)) {
                 uid_t u = (valid & SETATTR_UID) ? (uid_t)uid : (uid_t)-1;
                 gid_t g = (valid & SETATTR_GID) ? (gid_t)gid : (gid_t)-1;
+                /* The kernel drops the bits on chown too; not left to it. */
+                if ((r = drop_setid (f->fd, &st)) < 0)
+                        return r;
                 if (fchownat (f->fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;
         }
@@ -809,6 +895,8 @@ h_setattr (struct req *q)
                         return -EINVAL;
                 if (size > INT64_MAX)
                         return -EFBIG;
+                if ((r = drop_setid (f->fd, &st)) < 0)
+                        return r;
                 cleanup_close int wfd = -1;
                 int fd = f->open_fd;
                 if (fd < 0 || (fcntl (fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
@@ -930,7 +1018,7 @@ h_mkdir (struct req *q)
         int r = dir_fid_name (q, dfid, name, &d);
         if (r < 0)
                 return r;
-        if (mkdirat (d->fd, name, mode & 07777) < 0)
+        if (mkdirat (d->fd, name, guest_mode (S_IFDIR, mode)) < 0)
                 return -errno;
         return reply_new_entry (q, d, name, gid);
 }
@@ -988,13 +1076,13 @@ h_mknod (struct req *q)
         (void)major;
         (void)minor;
         /* Device nodes made by a guest would be host devices: refuse. */
-        if (!S_ISREG (mode) && !S_ISFIFO (mode))
+        if (!S_ISREG (mode) && !S_ISFIFO (mode) && !S_ISSOCK (mode))
                 return -EPERM;
         struct fid *d;
         int r = dir_fid (q, dfid, &d);
         if (r < 0)
                 return r;
-        if (mknodat (d->fd, name, mode & (S_IFMT | 07777), 0) < 0)
+        if (mknodat (d->fd, name, (mode & S_IFMT) | guest_mode (mode & S_IFMT, mode), 0) < 0)
                 return -errno;
         return reply_new_entry (q, d, name, gid);
 }

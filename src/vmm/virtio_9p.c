@@ -3,7 +3,7 @@
  * served by moat's 9P server (moat/p9.h) confined to one host directory.
  * Config space: tag length (le16) and the mount tag.
  *
- * In moat-vmm (vmm_virtio_9p_attach) requests are served by a worker
+ * In moat-vmm (the device registry) requests are served by a worker
  * PROCESS, so that the VMM itself needs no file system calls and the
  * process that touches files holds no KVM fd: it is forked once guest RAM
  * is mapped MAP_SHARED from the memfd (it sees guest memory at the same
@@ -14,7 +14,12 @@
  * anything from the guest. The VMM keeps the virtio-mmio registers and
  * tells the worker over the control socket when the queue starts, stops or
  * the device is reset, and waits for the acknowledgement: after a reset
- * returns, the worker no longer touches the rings. The worker dies with the
+ * returns, the worker no longer touches the rings. That wait (on a vCPU
+ * thread, under the device lock) is bounded: a worker that has not
+ * answered within P9_CTL_TIMEOUT_MS (it is stuck in the file system, or
+ * stopped) is killed and the VM stopped with an error, as when it dies.
+ * The worker looks for control messages between two requests, so a busy
+ * queue does not delay them. The worker dies with the
  * VMM (PR_SET_PDEATHSIG, EOF on the control socket); the VMM stops the VM
  * if the worker dies (pidfd on the event loop).
  *
@@ -27,6 +32,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -43,6 +50,8 @@
 #include "moat/vmm_virtio.h"
 
 #define VIRTIO_9P_MOUNT_TAG 0
+/* How long a control call waits for the worker's acknowledgement. */
+#define P9_CTL_TIMEOUT_MS 5000
 
 struct p9dev {
         struct vmm_virtio_mmio *m;
@@ -71,6 +80,8 @@ struct p9dev {
         pid_t pid;
         int ctl;       /* control socket to the worker; -1 once it failed */
         int ctl_owned; /* the same fd, closed by p9_free */
+        int ctl_ep;    /* epoll fd watching ctl: waits with a timeout under seccomp */
+        int ctl_timeout_ms;
         int pidfd;     /* readable when the worker exits */
         uint32_t *isr; /* shared page: the transport's interrupt status */
         int irqfd;     /* worker side */
@@ -116,25 +127,46 @@ p9_queue_notify (struct vmm_virtio_mmio *m, int q)
         pthread_mutex_unlock (&d->wlock);
 }
 
-/* With m->lock held (vCPU thread): one control round trip. */
+/* Waits until the worker's acknowledgement arrives, at most ctl_timeout_ms.
+ * Returns 0, or -1 (no answer in time, the socket failed or EOF). */
+static int
+ctl_wait_ack (struct p9dev *d)
+{
+        int64_t deadline = now_ms () + d->ctl_timeout_ms;
+        for (;;) {
+                char ack;
+                ssize_t n = recv (d->ctl, &ack, 1, MSG_DONTWAIT);
+                if (n == 1)
+                        return 0;
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                        return -1;
+                int64_t left = deadline - now_ms ();
+                if (left <= 0 || atomic_load (&d->vm->stopping))
+                        return -1;
+                struct epoll_event ev;
+                if (epoll_wait (d->ctl_ep, &ev, 1, (int)left) < 0 && errno != EINTR)
+                        return -1;
+        }
+}
+
+/* With m->lock held (vCPU thread): one control round trip, bounded in
+ * time. A worker that does not answer is treated as dead: killed (so it
+ * cannot touch the rings after a reset it never acknowledged) and the VM
+ * stopped with an error. */
 static void
 ctl_call (struct p9dev *d, const struct p9_ctl *msg)
 {
-        char ack;
         ssize_t n;
         if (d->ctl < 0)
                 return;
         do
-                n = send (d->ctl, msg, sizeof *msg, MSG_NOSIGNAL);
+                n = send (d->ctl, msg, sizeof *msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof *msg) {
-                do
-                        n = recv (d->ctl, &ack, 1, 0);
-                while (n < 0 && errno == EINTR && !atomic_load (&d->vm->stopping));
-                if (n == 1)
-                        return;
-        }
+        if (n == (ssize_t)sizeof *msg && ctl_wait_ack (d) == 0)
+                return;
         d->ctl = -1; /* closed by p9_free */
+        if (d->pidfd >= 0)
+                syscall (SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
         vmm_request_stop (d->vm, VMM_EXIT_ERROR, "virtio-9p %s: the worker process does not answer", d->tag);
 }
 
@@ -237,6 +269,7 @@ p9_free (struct vmm_virtio_mmio *m)
                 /* The worker is ours to reap (nobody else may): kill it (a
                  * request may be blocked in the file system) and wait. */
                 moat_cleanup_closep (&d->ctl_owned);
+                moat_cleanup_closep (&d->ctl_ep);
                 if (d->pidfd >= 0 && syscall (SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) == 0)
                         while (waitpid (d->pid, NULL, 0) < 0 && errno == EINTR)
                                 ;
@@ -323,7 +356,8 @@ p9_alloc (const struct moat_guest_mem *mem, const char *tag, const char *path, u
         d->config_len = 2 + tl;
         d->req = xmalloc (MOAT_P9_MAX_MSIZE);
         d->resp = xmalloc (MOAT_P9_MAX_MSIZE);
-        d->ctl = d->ctl_owned = d->pidfd = d->irqfd = -1;
+        d->ctl = d->ctl_owned = d->ctl_ep = d->pidfd = d->irqfd = -1;
+        d->ctl_timeout_ms = P9_CTL_TIMEOUT_MS;
         pthread_mutex_init (&d->wlock, NULL);
         pthread_cond_init (&d->wcond, NULL);
         struct vmm_virtio_mmio *m = xzalloc (sizeof *m);
@@ -374,10 +408,15 @@ proc_notify (struct moat_virtq *vq, void *opaque)
                 moat_warn ("virtio-9p %s worker: irqfd: %s", d->tag, strerror (errno));
 }
 
+/* Serves the queue until it is empty, or until a control message waits
+ * (the VMM waits for its answer on a vCPU thread: it comes first). */
 static void
-proc_serve (struct p9dev *d, struct moat_virtq *vq)
+proc_serve (struct p9dev *d, struct moat_virtq *vq, int ctl)
 {
         while (vq->ready && !vq->broken) {
+                struct pollfd p = {.fd = ctl, .events = POLLIN};
+                if (poll (&p, 1, 0) != 0)
+                        return; /* proc_loop answers it; it stops or restarts the queue */
                 cleanup_error moat_error_t err = NULL;
                 int got = moat_virtq_pop (vq, &d->elem, &err);
                 if (got < 0)
@@ -449,13 +488,13 @@ proc_loop (struct p9dev *d, int ctl, int kick, const struct moat_guest_mem *mem)
                         if (write (ctl, "", 1) != 1)
                                 return 0;
                         if (msg.op == P9_CTL_START)
-                                proc_serve (d, &vq); /* kicks that came before */
+                                proc_serve (d, &vq, ctl); /* kicks that came before */
                 }
                 if (p[1].revents & POLLIN) {
                         uint64_t v;
                         if (read (kick, &v, sizeof v) < 0 && errno != EAGAIN)
                                 return 1;
-                        proc_serve (d, &vq);
+                        proc_serve (d, &vq, ctl);
                 }
         }
 }
@@ -514,6 +553,15 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         pid_t self = getpid ();
         if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return moat_make_error (err, errno, "socketpair");
+        /* made now: moat-vmm's seccomp filter has no epoll_create */
+        struct epoll_event ev = {.events = EPOLLIN};
+        d->ctl_ep = epoll_create1 (EPOLL_CLOEXEC);
+        if (d->ctl_ep < 0 || epoll_ctl (d->ctl_ep, EPOLL_CTL_ADD, sv[0], &ev) < 0) {
+                int e = errno;
+                close (sv[0]);
+                close (sv[1]);
+                return moat_make_error (err, e, "epoll for the worker's control socket");
+        }
         fflush (NULL);
         pid_t pid = fork ();
         if (pid < 0) {
@@ -529,6 +577,7 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         close (sv[1]);
         d->ctl = d->ctl_owned = sv[0];
         d->pid = pid;
+
         /* Only the worker opens files in the share. */
         moat_p9_server_free (d->srv);
         d->srv = NULL;
@@ -538,26 +587,10 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         return vmm_watch_fd (vm, d->pidfd, worker_exited, d, err);
 }
 
-static size_t
-p9_count (const struct vmm_dev_env *env)
-{
-        return env->cfg->nshares;
-}
-
-static void
-p9_label (const struct vmm_dev_env *env, size_t i, char *buf, size_t len)
-{
-        snprintf (buf, len, "virtio-9p %s", env->cfg->shares[i].tag);
-}
-
+/* The device in worker-process mode, not yet attached nor spawned. */
 static struct vmm_virtio_mmio *
-p9_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+proc_alloc (struct vmm *vm, const char *tag, const char *path, uint64_t base, uint32_t irq, moat_error_t *err)
 {
-        const char *tag = env->cfg->shares[i].tag, *path = env->cfg->shares[i].path;
-        if (vm->mem_fd < 0) {
-                moat_make_error (err, 0, "the 9p worker process needs guest RAM from a memfd (--memfd)");
-                return NULL;
-        }
         struct vmm_virtio_mmio *m = p9_alloc (&vm->mem, tag, path, base, irq, err);
         if (m == NULL)
                 return NULL;
@@ -576,6 +609,63 @@ p9_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32
         m->isrp = d->isr;
         m->external_notify = true;
         return m;
+}
+
+struct vmm_virtio_mmio *
+vmm_virtio_9p_new_worker (struct vmm *vm, const char *tag, const char *path, int ctl_timeout_ms, moat_error_t *err)
+{
+        struct vmm_virtio_mmio *m = proc_alloc (vm, tag, path, 0, 0, err);
+        if (m == NULL)
+                return NULL;
+        struct p9dev *d = m->dev;
+        d->ctl_timeout_ms = ctl_timeout_ms;
+        m->q[0].ioeventfd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+        m->irqfd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->q[0].ioeventfd < 0 || m->irqfd < 0) {
+                moat_make_error (err, errno, "eventfd");
+        } else if (spawn_worker (vm, d, err) == 0) {
+                return m;
+        }
+        vmm_virtio_9p_free_worker (m);
+        return NULL;
+}
+
+pid_t
+vmm_virtio_9p_worker_pid (struct vmm_virtio_mmio *m)
+{
+        struct p9dev *d = m->dev;
+        return d->pid;
+}
+
+void
+vmm_virtio_9p_free_worker (struct vmm_virtio_mmio *m)
+{
+        moat_cleanup_closep (&m->q[0].ioeventfd);
+        moat_cleanup_closep (&m->irqfd);
+        m->ops->free (m);
+        free (m);
+}
+
+static size_t
+p9_count (const struct vmm_dev_env *env)
+{
+        return env->cfg->nshares;
+}
+
+static void
+p9_label (const struct vmm_dev_env *env, size_t i, char *buf, size_t len)
+{
+        snprintf (buf, len, "virtio-9p %s", env->cfg->shares[i].tag);
+}
+
+static struct vmm_virtio_mmio *
+p9_new (struct vmm *vm, struct vmm_dev_env *env, size_t i, uint64_t base, uint32_t irq, moat_error_t *err)
+{
+        if (vm->mem_fd < 0) {
+                moat_make_error (err, 0, "the 9p worker process needs guest RAM from a memfd (--memfd)");
+                return NULL;
+        }
+        return proc_alloc (vm, env->cfg->shares[i].tag, env->cfg->shares[i].path, base, irq, err);
 }
 
 static int

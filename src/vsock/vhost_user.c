@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vhost-user backend protocol (QEMU docs/interop/vhost-user.rst): one
  * frontend connection, messages with SCM_RIGHTS fds, guest memory mapped
- * from the frontend's memfds, vrings run as moat_virtqs. */
+ * from the frontend's memfds, vrings run as moat_virtqs. The frontend is
+ * not trusted more than its guest: a memory table is checked against the
+ * files it comes with (a region past the end of its file would SIGBUS us
+ * on first access), regions may not overlap, and ring addresses must lie
+ * inside one region. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "moat/log.h"
@@ -270,6 +276,46 @@ reset (struct moat_vhost_user *vu)
                 vu->dev.reset (vu->dev.opaque);
 }
 
+/* Whether [a, a+alen) and [b, b+blen) share a byte (no wraparound: checked). */
+static bool
+overlaps (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+        return a < b + blen && b < a + alen;
+}
+
+/* Checks region i of a SET_MEM_TABLE against its fd and the regions before
+ * it. Everything in it comes from the frontend: mapping more than the file
+ * holds would turn the first access past its end into SIGBUS. */
+static int
+check_region (struct msg *m, uint32_t i, moat_error_t *err)
+{
+        uint64_t gpa = m->p.mem.r[i].gpa, size = m->p.mem.r[i].size;
+        uint64_t uaddr = m->p.mem.r[i].uaddr, off = m->p.mem.r[i].mmap_offset;
+        struct stat st;
+        if (size == 0 || off + size < off || gpa + size < gpa || uaddr + size < uaddr || size > SIZE_MAX)
+                return moat_make_error (err, EINVAL,
+                                        "SET_MEM_TABLE: region %u (gpa 0x%" PRIx64 ", size 0x%" PRIx64
+                                        ", offset 0x%" PRIx64 ") is empty or wraps around",
+                                        i, gpa, size, off);
+        if (fstat (m->fds[i], &st) < 0)
+                return moat_make_error (err, errno, "SET_MEM_TABLE: region %u: fstat", i);
+        if (!S_ISREG (st.st_mode) || st.st_size < 0 || off > (uint64_t)st.st_size || size > (uint64_t)st.st_size - off)
+                return moat_make_error (err, EINVAL,
+                                        "SET_MEM_TABLE: region %u (offset 0x%" PRIx64 ", size 0x%" PRIx64
+                                        ") does not fit its file of 0x%llx bytes",
+                                        i, off, size, (unsigned long long)st.st_size);
+        for (uint32_t k = 0; k < i; k++) {
+                if (overlaps (gpa, size, m->p.mem.r[k].gpa, m->p.mem.r[k].size) ||
+                    overlaps (uaddr, size, m->p.mem.r[k].uaddr, m->p.mem.r[k].size))
+                        return moat_make_error (err, EINVAL, "SET_MEM_TABLE: regions %u and %u overlap", k, i);
+        }
+        /* A memfd the frontend could still shrink could SIGBUS us later. */
+        int seals = fcntl (m->fds[i], F_GET_SEALS);
+        if (seals >= 0 && !(seals & F_SEAL_SHRINK))
+                moat_log (MOAT_LOG_WARNING, "vhost-user: region %u: the memfd is not sealed against shrinking", i);
+        return 0;
+}
+
 static int
 set_mem_table (struct moat_vhost_user *vu, struct msg *m, moat_error_t *err)
 {
@@ -278,27 +324,29 @@ set_mem_table (struct moat_vhost_user *vu, struct msg *m, moat_error_t *err)
         if (m->size < 8 || n > VU_MAX_REGIONS || m->size < 8 + 32 * n || n != m->nfds)
                 return moat_make_error (err, EINVAL, "SET_MEM_TABLE: %u regions with %u fds in %u bytes", n, m->nfds,
                                         m->size);
+        /* The old table goes in any case: after a bad one there is none. */
         stop_all (vu);
         unmap_memory (vu);
+        for (uint32_t i = 0; i < n; i++)
+                if (check_region (m, i, err) < 0)
+                        return -1;
+        uint64_t page = sysconf (_SC_PAGESIZE);
         for (uint32_t i = 0; i < n; i++) {
                 uint64_t size = m->p.mem.r[i].size, off = m->p.mem.r[i].mmap_offset;
-                if (size == 0 || size + off < size) {
-                        unmap_memory (vu);
-                        return moat_make_error (err, EINVAL, "SET_MEM_TABLE: region %u has size %" PRIu64, i, size);
-                }
-                void *p = mmap (NULL, size + off, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i], 0);
+                /* from the page holding the region's first byte (the file holds it all) */
+                uint64_t start = off & ~(page - 1), len = size + (off - start);
+                void *p = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i], start);
                 if (p == MAP_FAILED) {
                         int e = errno;
                         unmap_memory (vu);
-                        return moat_make_error (err, e, "SET_MEM_TABLE: mmap region %u (%" PRIu64 " bytes)", i,
-                                                size + off);
+                        return moat_make_error (err, e, "SET_MEM_TABLE: mmap region %u (%" PRIu64 " bytes)", i, len);
                 }
                 vu->maps[i].addr = p;
-                vu->maps[i].len = size + off;
+                vu->maps[i].len = len;
                 vu->regions[i].gpa = m->p.mem.r[i].gpa;
                 vu->regions[i].size = size;
                 vu->regions[i].uaddr = m->p.mem.r[i].uaddr;
-                vu->regions[i].host = (uint8_t *)p + off;
+                vu->regions[i].host = (uint8_t *)p + (off - start);
                 vu->mem.nregions = i + 1;
                 moat_debug ("vhost-user: region %u: gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64, i,
                             vu->regions[i].gpa, size, vu->regions[i].uaddr);

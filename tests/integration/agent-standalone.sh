@@ -352,3 +352,4 @@ if [ -e "$KERNEL" ] && [ -e "$INITRD" ] && command -v qemu-system-x86_64 >/dev/n
 else
     skip "guest PID 1" "no $KERNEL, $INITRD or qemu-system-x86_64"
 fi
+done_testing

@@ -120,3 +120,4 @@ out=$(MOAT_HYPERVISOR=moat-vmm moat run -b "$B" q1 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ "$out" = hello-from-qemu ]; then ok annotation-qemu-runs; else
     not_ok annotation-qemu-runs; diag "rc=$rc $out"; fi
+done_testing

@@ -129,4 +129,5 @@ c container delete moat-kill
 expect "no container left in the namespace" "" "$(c container ls -q)"
 left=$(pgrep -f -- "containerd-shim-runc-v2 .*-address $D/" | tr '\n' ' ')
 expect "no shim left behind" "" "${left% }"
+done_testing
 exit 0

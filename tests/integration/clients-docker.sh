@@ -136,4 +136,5 @@ expect "docker inspect after stop: exited with the trap's status 0" "exited 0" \
 dk rm moat-bg >/dev/null
 expect "docker rm removes the stopped container" 0 "$?"
 expect "docker ps -a lists no container" "" "$(dk ps -aq)"
+done_testing
 exit 0

@@ -206,4 +206,5 @@ diag_mark
 # nothing of the runtime left running for the removed containers
 left=$(pgrep -f -- "$D/" | grep -vx "$$" | tr '\n' ' ')
 expect "no conmon or runtime process left behind" "" "${left% }"
+done_testing
 exit 0

@@ -141,3 +141,4 @@ moat kill c KILL
 wait_for 20 stopped c
 moat delete c
 check "nothing left in the state directory" test -z "$(ls -A "$ROOT")"
+done_testing

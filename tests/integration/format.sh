@@ -16,3 +16,4 @@ else
     not_ok "sources are clang-formatted"
     diag "run 'make format'; not formatted: ${bad[*]}"
 fi
+done_testing

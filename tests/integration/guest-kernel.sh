@@ -69,3 +69,4 @@ if valid "$r"; then ok "the cache of build/vmlinux holds a one-line release"; el
     not_ok "the cache of build/vmlinux holds a one-line release"
     diag "release: '$r'"
 fi
+done_testing

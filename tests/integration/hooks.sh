@@ -139,3 +139,4 @@ if [ -e "$ROOT/hooks2" ] || grep -q " $ROOT/" /proc/mounts || pgrep -f -- "$ROOT
 else
     ok "nothing left behind by the failed create"
 fi
+done_testing

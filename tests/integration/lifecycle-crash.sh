@@ -336,3 +336,4 @@ left=$(pgrep -f "$ROOT/" | wc -l)
 expect_eq "no moat process left" 0 "$left"
 expect_eq "no state dir left" "" "$(ls "$ROOT")"
 expect_eq "no cgroup left" "" "$(ls -d /sys/fs/cgroup/*/$CGNAME* 2>/dev/null)"
+done_testing

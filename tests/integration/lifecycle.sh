@@ -363,3 +363,4 @@ expect_eq "$CYCLES cycles: no moat process left" 0 "$left"
 expect_eq "$CYCLES cycles: no state dir left" "" "$(ls "$ROOT")"
 if [ ! -d /sys/fs/cgroup/pids/$CGNAME-cycle ]; then ok "$CYCLES cycles: no cgroup left"; else not_ok "$CYCLES cycles: cgroup left"; fi
 expect_eq "$CYCLES cycles: no fd left in the caller" "$fds_before" "$(ls /proc/self/fd | wc -l)"
+done_testing

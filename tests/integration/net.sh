@@ -238,3 +238,4 @@ case "$out" in *"inet 10.202.$X."*) ok "podman bridge: eth0 has an address of 10
 *) not_ok "podman bridge: eth0 has an address of 10.202.$X.0/24 in the guest"; diag "$out" ;; esac
 expect_eq "podman bridge: wget reaches the host through the bridge" "moat-net-token-$X" \
     "$(echo "$out" | sed -n 's/^token=//p')"
+done_testing

@@ -46,3 +46,4 @@ if [ -f "$logs/runc.tap" ] && [ "$m" -ge "$r" ]; then
 else
     not_ok "moat passes at least as many OCI checks as runc ($m vs $r)"
 fi
+done_testing

@@ -387,3 +387,4 @@ expect_eq "list: stopped, pid 0" "stopped 0" "$(moat list --format json | jq -r 
 succeeds "delete a stopped container" moat delete "$ID"
 fails "state after delete: does not exist" "does not exist" moat state "$ID"
 expect_eq "list after delete: empty" '' "$(moat list -q)"
+done_testing

@@ -201,3 +201,4 @@ else
 fi
 
 expect_eq "nothing of the test's root is left running" "" "$(sleep 1; leftovers)"
+done_testing

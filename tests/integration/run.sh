@@ -270,3 +270,4 @@ else
     not_ok "--log-format json writes runc-style error lines"; diag "$(cat "$WORK/log.json" 2>&1)"
 fi
 out=$("$MOAT" --version); case "$out" in "moat version "*) ok "--version" ;; *) not_ok "--version"; diag "$out" ;; esac
+done_testing

@@ -67,3 +67,4 @@ sock=$(printf '%s' "$CTRD_SOCK/$NS/shimtest" | sha256sum | cut -d' ' -f1)
 check "no shim socket is left" test ! -e "/run/containerd/s/$sock"
 check "no task bundle is left" test ! -e "$D/c/state/io.containerd.runtime.v2.task/$NS/shimtest"
 c containers rm shimtest >/dev/null 2>&1
+done_testing

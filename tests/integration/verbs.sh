@@ -350,3 +350,4 @@ expect_eq "ps of a stopped container: no pids (as runc)" '[]' "$(moat ps --forma
 fails "update of a stopped container fails" 'container not running' moat update --memory 1g "$ID"
 moat delete "$ID"
 expect_eq "list: empty after delete" '' "$(moat list -q)"
+done_testing

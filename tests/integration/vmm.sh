@@ -369,3 +369,4 @@ else
     if grep -qE 'Run /init|moat-agent' "$tmp/linux.out"; then ok linux-guest; else
         not_ok linux-guest; echo "# rc=$rc"; tail -20 "$tmp/linux.out" | sed 's/^/#   /'; fi
 fi
+done_testing

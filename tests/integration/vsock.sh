@@ -241,3 +241,4 @@ kill -TERM "$p"
 wait "$p"
 expect_eq "moat-vsock exits 0 on SIGTERM" 0 $?
 check "sockets removed after SIGTERM" test ! -e "$vu" -a ! -e "$hyb"
+done_testing

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -231,6 +233,49 @@ static uint64_t
 qid_path (size_t off)
 {
         return get (off + 5, 8);
+}
+
+static int
+t_mknod (uint32_t dfid, const char *name, uint32_t mode)
+{
+        begin (P9_TMKNOD);
+        put (dfid, 4);
+        put_s (name);
+        put (mode, 4);
+        put (1, 4);
+        put (3, 4);
+        put (0, 4);
+        return rpc ();
+}
+static int
+t_setattr (uint32_t fid, uint32_t valid, uint32_t mode, uint32_t uid, uint64_t size)
+{
+        begin (P9_TSETATTR);
+        put (fid, 4);
+        put (valid, 4);
+        put (mode, 4);
+        put (uid, 4);
+        put (0, 4);
+        put (size, 8);
+        for (int i = 0; i < 4; i++)
+                put (0, 8);
+        return rpc ();
+}
+static mode_t
+host_mode (const char *rel)
+{
+        char p[256];
+        struct stat st;
+        snprintf (p, sizeof p, "%s/%s", share, rel);
+        assert_int_equal (lstat (p, &st), 0);
+        return st.st_mode;
+}
+static void
+host_chmod (const char *rel, mode_t mode)
+{
+        char p[256];
+        snprintf (p, sizeof p, "%s/%s", share, rel);
+        assert_int_equal (chmod (p, mode), 0);
 }
 
 static void
@@ -681,6 +726,182 @@ test_escape_rename_and_devices (void **state)
         }
 }
 
+/* ---- nothing but regular files and directories is opened ---- */
+
+/* A hang here is the bug: the alarm turns it into a failure. */
+static void
+on_alarm (int sig)
+{
+        static const char msg[] = "# a 9P request blocked the server\n";
+        (void)sig;
+        if (write (2, msg, sizeof msg - 1) < 0)
+                _exit (99);
+        _exit (99);
+}
+
+/* IN_OPEN events of the share directory (inotify fd) that name `name`. */
+static int
+opened (int in, const char *name)
+{
+        char buf[4096] __attribute__ ((aligned (8)));
+        int n = 0;
+        ssize_t len;
+        while ((len = read (in, buf, sizeof buf)) > 0)
+                for (char *p = buf; p < buf + len;) {
+                        struct inotify_event *e = (struct inotify_event *)p;
+                        if ((e->mask & IN_OPEN) && e->len && strcmp (e->name, name) == 0)
+                                n++;
+                        p += sizeof *e + e->len;
+                }
+        return n;
+}
+
+static void
+test_fifo_and_devices_not_opened (void **state)
+{
+        int nq;
+        signal (SIGALRM, on_alarm);
+        alarm (10);
+        /* the reproducer: a fifo made by the guest, then Tlcreate of it */
+        assert_int_equal (t_mknod (1, "f", S_IFIFO | 0644), 0);
+        assert_int_equal (t_walk (1, 2, &nq, NULL), 0);
+        assert_int_equal (t_lcreate (2, "f", O_RDONLY, 0644), EPERM);
+        assert_int_equal (t_lcreate (2, "f", O_WRONLY, 0644), EPERM);
+        assert_int_equal (t_lcreate (2, "f", O_RDWR | O_TRUNC, 0644), EPERM);
+        assert_int_equal (t_lcreate (2, "f", O_RDONLY | O_EXCL, 0644), EEXIST);
+        assert_int_equal (t_walk (1, 3, &nq, "f", NULL), 0);
+        assert_int_equal (t_lopen (3, O_RDONLY), EPERM);
+        assert_int_equal (t_lopen (3, O_WRONLY), EPERM);
+        /* a socket the guest made, and other kinds of entry */
+        assert_int_equal (t_mknod (1, "sock", S_IFSOCK | 0644), 0);
+        assert_true (S_ISSOCK (host_mode ("sock")));
+        assert_int_equal (t_lcreate (2, "sock", O_RDWR, 0644), EPERM);
+        assert_int_equal (t_lcreate (2, "sub", O_RDONLY, 0644), EISDIR);
+        assert_int_equal (t_lcreate (2, "etc", O_RDONLY, 0644), ELOOP);
+        /* an existing regular file is still opened, not truncated */
+        assert_int_equal (t_lcreate (2, "hello.txt", O_RDONLY, 0644), 0);
+        assert_int_equal (t_read (2, 0, 5), 0);
+        assert_memory_equal (resp + 11, "hello", 5);
+        alarm (0);
+
+        /* device nodes and fifos the host put in the share are never opened
+         * on the host, whatever the request: inotify sees every open */
+        char p[256];
+        int in = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+        assert_true (in >= 0);
+        assert_true (inotify_add_watch (in, share, IN_OPEN) >= 0);
+        snprintf (p, sizeof p, "%s/hostnull", share);
+        bool dev = mknod (p, S_IFCHR | 0666, makedev (1, 3)) == 0;
+        snprintf (p, sizeof p, "%s/hostfifo", share);
+        assert_int_equal (mkfifo (p, 0666), 0);
+        const char *names[] = {"hostfifo", dev ? "hostnull" : NULL};
+        for (size_t i = 0; i < 2 && names[i]; i++) {
+                assert_int_equal (t_walk (1, 4, &nq, NULL), 0);
+                assert_int_equal (t_lcreate (4, names[i], O_RDWR, 0644), EPERM);
+                assert_int_equal (t_lcreate (4, names[i], O_RDWR | O_TRUNC, 0644), EPERM);
+                assert_int_equal (t_walk (1, 5, &nq, names[i], NULL), 0);
+                assert_int_equal (t_lopen (5, O_RDWR), EPERM);
+                assert_int_equal (t_setattr (5, 0x8, 0, 0, 0), EINVAL);
+                assert_int_equal (t_clunk (4), 0);
+                assert_int_equal (t_clunk (5), 0);
+                assert_int_equal (opened (in, names[i]), 0);
+        }
+        /* the check itself works: an open of a regular file is seen */
+        assert_int_equal (t_walk (1, 4, &nq, NULL), 0);
+        assert_int_equal (t_lcreate (4, "hello.txt", O_RDONLY, 0644), 0);
+        assert_int_equal (opened (in, "hello.txt"), 1);
+        close (in);
+}
+
+/* ---- no setuid or setgid file, no device node from the guest ---- */
+
+static void
+test_guest_modes (void **state)
+{
+        int nq;
+        /* creation: the permission bits (and a directory's sticky bit) only */
+        assert_int_equal (t_mknod (1, "suid", S_IFREG | 06777), 0);
+        assert_int_equal (host_mode ("suid") & 07000, 0);
+        assert_true (S_ISREG (host_mode ("suid")));
+        assert_int_equal (t_mknod (1, "sticky", S_IFREG | 01644), 0);
+        assert_int_equal (host_mode ("sticky") & 07777, 0644);
+        assert_int_equal (t_mknod (1, "ff", S_IFIFO | 04666), 0);
+        assert_int_equal (host_mode ("ff") & 07000, 0);
+        assert_int_equal (t_walk (1, 2, &nq, NULL), 0);
+        assert_int_equal (t_lcreate (2, "created", O_RDWR | O_CREAT, 06755), 0);
+        assert_int_equal (host_mode ("created") & 07777, 0755);
+        begin (P9_TMKDIR);
+        put (1, 4);
+        put_s ("d");
+        put (07755, 4);
+        put (0, 4);
+        assert_int_equal (rpc (), 0);
+        assert_int_equal (host_mode ("d") & 07777, 01755);
+        /* no device nodes of any kind */
+        assert_int_equal (t_mknod (1, "blk", S_IFBLK | 0600), EPERM);
+        assert_int_equal (t_mknod (1, "chr", S_IFCHR | 0600), EPERM);
+        assert_int_equal (t_mknod (1, "none", 0600), EPERM);
+        char p[256];
+        snprintf (p, sizeof p, "%s/blk", share);
+        assert_false (host_exists (p));
+
+        /* chmod: the same bits */
+        assert_int_equal (t_walk (1, 3, &nq, "created", NULL), 0);
+        assert_int_equal (t_setattr (3, 0x1, 04755, 0, 0), 0);
+        assert_int_equal (host_mode ("created") & 07777, 0755);
+        assert_int_equal (t_setattr (3, 0x1, 03711, 0, 0), 0);
+        assert_int_equal (host_mode ("created") & 07777, 0711);
+        assert_int_equal (t_walk (1, 4, &nq, "d", NULL), 0);
+        assert_int_equal (t_setattr (4, 0x1, 06777, 0, 0), 0);
+        assert_int_equal (host_mode ("d") & 07777, 0777);
+        assert_int_equal (t_setattr (4, 0x1, 01700, 0, 0), 0);
+        assert_int_equal (host_mode ("d") & 07777, 01700);
+        assert_int_equal (t_clunk (3), 0);
+        assert_int_equal (t_clunk (4), 0);
+
+        /* a setuid file already in the share (the image's) keeps its bits
+         * while only read, and loses them once the guest writes it,
+         * truncates it or gives it to someone else */
+        const char *which[] = {"w", "trunc", "size", "chown", "lcreate"};
+        for (size_t i = 0; i < ARRAY_SIZE (which); i++) {
+                write_host (which[i], "#!/bin/sh\n");
+                host_chmod (which[i], 06755);
+        }
+        assert_int_equal (t_walk (1, 3, &nq, "w", NULL), 0);
+        assert_int_equal (t_lopen (3, O_RDONLY), 0);
+        assert_int_equal (host_mode ("w") & 07777, 06755);
+        assert_int_equal (t_clunk (3), 0);
+        assert_int_equal (t_walk (1, 3, &nq, "w", NULL), 0);
+        assert_int_equal (t_lopen (3, O_WRONLY), 0);
+        assert_int_equal (host_mode ("w") & 07777, 0755);
+        assert_int_equal (t_write (3, 0, "evil"), 0);
+        assert_int_equal (host_mode ("w") & 07777, 0755);
+        assert_int_equal (t_walk (1, 4, &nq, "trunc", NULL), 0);
+        assert_int_equal (t_lopen (4, O_RDONLY | O_TRUNC), 0);
+        assert_int_equal (host_mode ("trunc") & 07000, 0);
+        assert_int_equal (t_walk (1, 5, &nq, "size", NULL), 0);
+        assert_int_equal (t_setattr (5, 0x8, 0, 0, 1), 0);
+        assert_int_equal (host_mode ("size") & 07000, 0);
+        assert_int_equal (t_walk (1, 6, &nq, "chown", NULL), 0);
+        assert_int_equal (t_setattr (6, 0x2, 0, geteuid (), 0), 0);
+        assert_int_equal (host_mode ("chown") & 07777, 0755);
+        assert_int_equal (t_walk (1, 7, &nq, NULL), 0);
+        assert_int_equal (t_lcreate (7, "lcreate", O_RDONLY, 0644), 0);
+        assert_int_equal (host_mode ("lcreate") & 07777, 06755); /* only read */
+        assert_int_equal (t_walk (1, 8, &nq, NULL), 0);
+        assert_int_equal (t_lcreate (8, "lcreate", O_WRONLY, 0644), 0);
+        assert_int_equal (host_mode ("lcreate") & 07777, 0755);
+        /* ownership is the guest's to choose */
+        if (geteuid () == 0) {
+                assert_int_equal (t_walk (1, 9, &nq, "created", NULL), 0);
+                assert_int_equal (t_setattr (9, 0x2, 0, 1234, 0), 0);
+                snprintf (p, sizeof p, "%s/created", share);
+                struct stat st;
+                assert_int_equal (stat (p, &st), 0);
+                assert_int_equal (st.st_uid, 1234);
+        }
+}
+
 /* ---- malformed messages ---- */
 
 static void
@@ -845,6 +1066,8 @@ main (void)
                 cmocka_unit_test_setup_teardown (test_escape_dotdot, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_escape_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_escape_rename_and_devices, setup, teardown),
+                cmocka_unit_test_setup_teardown (test_fifo_and_devices_not_opened, setup, teardown),
+                cmocka_unit_test_setup_teardown (test_guest_modes, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_malformed, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_fuzz, setup, teardown),
         };
