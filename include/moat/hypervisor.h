@@ -21,6 +21,17 @@
 #define MOAT_VM_OVERHEAD_MIB 192
 #define MOAT_VM_DEFAULT_MIB 512
 
+/* --- the host probe --- */
+struct moat_host_info {
+        bool kvm_present;    /* /dev/kvm exists */
+        bool kvm_openable;   /* and opens read-write */
+        int kvm_errno;       /* why not (0 if it opened) */
+        int kvm_api_version; /* KVM_GET_API_VERSION, -1 if unknown */
+        const char *hw_flag; /* "vmx", "svm", or NULL: no hardware virtualization */
+        char kvm_module[32]; /* kvm_intel, kvm_amd, kvm_pvm..., "" if none is loaded */
+        bool vhost_vsock;    /* /dev/vhost-vsock exists (moat does not need it) */
+};
+
 struct moat_vm_config {
         const char *kernel, *initrd;
         const char *cmdline; /* the guest kernel command line */
@@ -39,6 +50,7 @@ struct moat_vm_config {
         const char *tap;
         int tap_fd;
         int netns_fd;
+        const struct moat_host_info *host; /* what the host offers (moat_host_probe) */
 };
 
 struct moat_hypervisor {
@@ -69,20 +81,10 @@ void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vc
 /* The guest kernel command line (malloc'd). */
 char *moat_vm_cmdline (bool debug);
 
-/* --- the host probe --- */
-struct moat_host_info {
-        bool kvm_present;    /* /dev/kvm exists */
-        bool kvm_openable;   /* and opens read-write */
-        int kvm_errno;       /* why not (0 if it opened) */
-        int kvm_api_version; /* KVM_GET_API_VERSION, -1 if unknown */
-        const char *hw_flag; /* "vmx", "svm", or NULL: no hardware virtualization */
-        char kvm_module[32]; /* kvm_intel, kvm_amd, kvm_pvm..., "" if none is loaded */
-        bool vhost_vsock;    /* /dev/vhost-vsock exists (moat does not need it) */
-};
-
 void moat_host_probe (struct moat_host_info *h);
 
-/* NULL if moat-vmm can boot a Linux guest here, else why not (static). */
+/* NULL if moat-vmm can boot a Linux guest here, else why not (static;
+ * src/lib/vmm.c). */
 const char *moat_vmm_unusable_reason (const struct moat_host_info *h);
 
 /* Whether hardware virtualisation is usable: vmx/svm in /proc/cpuinfo and

@@ -64,20 +64,6 @@ moat_host_probe (struct moat_host_info *h)
         h->vhost_vsock = stat ("/dev/vhost-vsock", &st) == 0;
 }
 
-const char *
-moat_vmm_unusable_reason (const struct moat_host_info *h)
-{
-        if (!h->kvm_present)
-                return "there is no /dev/kvm";
-        if (!h->kvm_openable)
-                return "/dev/kvm cannot be opened";
-        if (h->kvm_api_version != KVM_API_VERSION)
-                return "/dev/kvm speaks an unexpected KVM API version";
-        if (h->hw_flag == NULL)
-                return "this host has no hardware virtualization (VMX/SVM)";
-        return NULL;
-}
-
 bool
 moat_kvm_usable (void)
 {

@@ -37,7 +37,7 @@ moat_qemu_binary (void)
 static int
 qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
-        bool kvm = moat_kvm_usable ();
+        bool kvm = c->host->kvm_openable && c->host->hw_flag != NULL;
         cleanup_free char *machine = NULL;
         cleanup_free char *memobj = NULL;
         cleanup_free char *mem = NULL;

@@ -227,6 +227,7 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         cleanup_free char *initrd = NULL;
         cleanup_free char *cmdline = moat_vm_cmdline (o->debug);
         struct moat_vm_config vc = {0};
+        struct moat_host_info host;
         cleanup_close int tap_fd = -1;
 
         if (hv == NULL)
@@ -248,6 +249,8 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.console_log = sb->console_log;
         vc.vmm_log = sb->vmm_log;
         vc.workdir = sb->dir;
+        moat_host_probe (&host);
+        vc.host = &host;
         vc.die_with_parent = o->die_with_parent;
         vc.tap_fd = -1;
         vc.netns_fd = -1;

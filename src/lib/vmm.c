@@ -5,6 +5,7 @@
  * process). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kvm.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,19 +17,32 @@
 #include "moat/process.h"
 #include "moat/util.h"
 
+const char *
+moat_vmm_unusable_reason (const struct moat_host_info *h)
+{
+        if (!h->kvm_present)
+                return "there is no /dev/kvm";
+        if (!h->kvm_openable)
+                return "/dev/kvm cannot be opened";
+        if (h->kvm_api_version != KVM_API_VERSION)
+                return "/dev/kvm speaks an unexpected KVM API version";
+        if (h->hw_flag == NULL)
+                return "this host has no hardware virtualization (VMX/SVM)";
+        return NULL;
+}
+
 static int
 vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
-        struct moat_host_info h;
+        const struct moat_host_info *h = c->host;
         const char *force = getenv ("MOAT_VMM_FORCE");
-        moat_host_probe (&h);
-        const char *why = moat_vmm_unusable_reason (&h);
+        const char *why = moat_vmm_unusable_reason (h);
         if (why && !(force && strcmp (force, "1") == 0)) {
-                if (h.kvm_present && h.kvm_openable && h.hw_flag == NULL)
+                if (h->kvm_present && h->kvm_openable && h->hw_flag == NULL)
                         return moat_make_error (err, 0,
                                                 "moat-vmm needs hardware virtualization (VMX/SVM), this host has "
                                                 "none; use hypervisor=qemu (MOAT_VMM_FORCE=1 tries anyway)");
-                return moat_make_error (err, h.kvm_errno, "moat-vmm cannot run here: %s; use hypervisor=qemu", why);
+                return moat_make_error (err, h->kvm_errno, "moat-vmm cannot run here: %s; use hypervisor=qemu", why);
         }
 
         cleanup_free char *bin = NULL;
