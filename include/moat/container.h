@@ -117,8 +117,10 @@ int moat_container_exec (const struct moat_context *ctx, const char *id, const s
 int moat_container_pause (const struct moat_context *ctx, const char *id, moat_error_t *err);
 int moat_container_resume (const struct moat_context *ctx, const char *id, moat_error_t *err);
 
-/* resources_json: an OCI linux.resources object, applied in the guest;
- * NULL only checks that the container is created, running or paused. */
+/* resources_json: an OCI linux.resources object, applied in the guest as
+ * runc applies an update (moat_resources_drop_unchanged: no devices, zero
+ * means unchanged); NULL only checks that the container is created,
+ * running or paused. */
 int moat_container_update (const struct moat_context *ctx, const char *id, const char *resources_json,
                            moat_error_t *err);
 

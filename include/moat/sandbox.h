@@ -21,9 +21,12 @@
 #define MOAT_BOOT_TIMEOUT_MS 30000
 
 struct moat_sandbox_opts {
-        const char *root;       /* state root (--root) */
-        const char *id;         /* container id, also the sandbox id for now */
-        const char *bundle;     /* bundle directory (relative is fine) */
+        const char *root;   /* state root (--root) */
+        const char *id;     /* container id, also the sandbox id for now */
+        const char *bundle; /* bundle directory (relative is fine) */
+        /* Its config.json already loaded (taken over, even on failure);
+         * NULL: moat_sandbox_create loads it. */
+        struct oci_config *cfg;
         const char *hypervisor; /* NULL: auto */
         bool debug;             /* moat.debug=1 on the guest command line */
         bool die_with_parent;   /* run: the VM dies with this process; create: it outlives it */

@@ -77,6 +77,7 @@
 #include "moat/net.h"
 #include "moat/oci.h"
 #include "moat/process.h"
+#include "moat/resources.h"
 #include "moat/sandbox.h"
 #include "moat/standin.h"
 #include "moat/state.h"
@@ -456,6 +457,7 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
         pid_t child = -1;
         bool terminal, own_tty, hooks_ran = false;
         cleanup_free char *cgpath = NULL;
+        cleanup_oci_config struct oci_config *cfg = NULL;
         cleanup_free char *state_json = NULL;
         cleanup_close int host_mnt = -1;
         struct moat_hook_ns hns = {.mnt_fd = -1};
@@ -487,31 +489,27 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
         so.die_with_parent = o->foreground;
         so.interrupted = boot_interrupted;
 
-        /* what can be checked without a VM is checked first (in
-         * moat_sandbox_create too, but the terminal options need cfg) */
-        {
-                cleanup_oci_config struct oci_config *cfg = NULL;
-                cleanup_free char *cg = NULL;
-                if (oci_config_load (o->bundle, &cfg, err) == 0) {
-                        bool t = cfg->process && cfg->process->terminal;
-                        if (t && o->console_socket == NULL && !o->foreground)
-                                return moat_make_error (
-                                        err, 0,
-                                        "process.terminal is true: --console-socket is needed to hand out the pty");
-                        if (!t && o->console_socket)
-                                return moat_make_error (err, 0, "--console-socket given but process.terminal is false");
-                        if (moat_hostcg_resolve (cfg->linux_ ? cfg->linux_->cgroups_path : NULL, ctx->root, o->id,
-                                                 ctx->systemd_cgroup, &cg, err) < 0)
-                                return -1;
-                        if (check_namespace_paths (cfg, err) < 0)
-                                return -1;
-                        /* the sandbox network namespace exists before the
-                         * VM boots: its tap is made in it */
-                        if (moat_net_sandbox_ns (cfg, &netns_fd, &net_tap, err) < 0)
-                                return -1;
-                } else
-                        moat_error_release (err); /* moat_sandbox_create reports it with context */
-        }
+        /* what can be checked without a VM is checked first, on the
+         * config moat_sandbox_create then takes over (it reports a
+         * config that does not load, with the bundle's context) */
+        if (oci_config_load (o->bundle, &cfg, err) == 0) {
+                bool t = cfg->process && cfg->process->terminal;
+                if (t && o->console_socket == NULL && !o->foreground)
+                        return moat_make_error (
+                                err, 0, "process.terminal is true: --console-socket is needed to hand out the pty");
+                if (!t && o->console_socket)
+                        return moat_make_error (err, 0, "--console-socket given but process.terminal is false");
+                if (moat_hostcg_resolve (cfg->linux_ ? cfg->linux_->cgroups_path : NULL, ctx->root, o->id,
+                                         ctx->systemd_cgroup, &cgpath, err) < 0)
+                        return -1;
+                if (check_namespace_paths (cfg, err) < 0)
+                        return -1;
+                /* the sandbox network namespace exists before the VM
+                 * boots: its tap is made in it */
+                if (moat_net_sandbox_ns (cfg, &netns_fd, &net_tap, err) < 0)
+                        return -1;
+        } else
+                moat_error_release (err);
 
         /* The share's bind mounts live in a mount namespace of their own,
          * which the VMM, moat-vsock and the stand-in keep alive: the host
@@ -530,6 +528,8 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
 
         so.net_tap = net_tap;
         so.netns_fd = netns_fd;
+        so.cfg = cfg;
+        cfg = NULL;
         if (moat_sandbox_create (&so, &sb, err) < 0)
                 return -1;
         terminal = sb->cfg->process->terminal;
@@ -537,9 +537,10 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
         if (save_config (sb, err) < 0)
                 goto fail;
 
-        /* host cgroup: VMM and moat-vsock now, the stand-in below */
-        if (moat_hostcg_resolve (sb->cfg->linux_ ? sb->cfg->linux_->cgroups_path : NULL, ctx->root, o->id,
-                                 ctx->systemd_cgroup, &cgpath, err) < 0)
+        /* host cgroup: VMM and moat-vsock now, the stand-in below (a
+         * config that only loaded the second time: resolved now) */
+        if (cgpath == NULL && moat_hostcg_resolve (sb->cfg->linux_ ? sb->cfg->linux_->cgroups_path : NULL, ctx->root,
+                                                   o->id, ctx->systemd_cgroup, &cgpath, err) < 0)
                 goto fail;
         sb->state.cgroup = xstrdup (cgpath);
         /* recorded before it exists: a create killed from here on leaves
@@ -1346,15 +1347,20 @@ moat_container_resume (const struct moat_context *ctx, const char *id, moat_erro
 int
 moat_container_update (const struct moat_context *ctx, const char *id, const char *resources_json, moat_error_t *err)
 {
+        cleanup_free char *sent = NULL;
         struct moat_state *st = NULL;
         struct moat_agent *a = NULL;
         int rc = -1;
 
+        if (resources_json && moat_resources_drop_unchanged (resources_json, &sent, err) < 0)
+                return -1;
+        if (sent)
+                moat_debug ("update %s: %s", id, sent);
         if (moat_container_expect_status (ctx, id, "created running paused", "running", err) < 0)
                 return -1;
-        if (resources_json == NULL)
+        if (sent == NULL)
                 return 0;
-        if (open_running (ctx->root, id, &st, &a, err) == 0 && moat_agent_update (a, id, resources_json, err) == 0)
+        if (open_running (ctx->root, id, &st, &a, err) == 0 && moat_agent_update (a, id, sent, err) == 0)
                 rc = 0;
         moat_agent_free (a);
         moat_state_free (st);

@@ -330,6 +330,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         sb->lock_fd = -1;
         sb->root = xstrdup (o->root);
         sb->id = xstrdup (o->id);
+        sb->cfg = o->cfg; /* ours now, whatever happens */
 
         /* 1. validate: nothing is created before this passes */
         if (moat_state_validate_id (o->id, err) < 0)
@@ -343,7 +344,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
                 goto fail;
         }
         sb->bundle = xstrdup (bundle);
-        if (oci_config_load (bundle, &sb->cfg, err) < 0)
+        if (sb->cfg == NULL && oci_config_load (bundle, &sb->cfg, err) < 0)
                 goto fail;
         if (moat_sandbox_check_config (sb->cfg, err) < 0)
                 goto fail;
