@@ -72,6 +72,10 @@ int moat_container_start (const struct moat_context *ctx, const char *id, moat_e
  * Signal 0 only checks that it is alive; all on a stopped container
  * succeeds, as runc does. */
 int moat_container_kill (const struct moat_context *ctx, const char *id, int sig, bool all, moat_error_t *err);
+/* The same for one process: exec_id NULL is the init (as above), else the
+ * exec that moat_container_exec started with that exec_id. */
+int moat_container_kill_process (const struct moat_context *ctx, const char *id, const char *exec_id, int sig, bool all,
+                                 moat_error_t *err);
 
 /* Waits for a process of the container (exec_id NULL: its init) to exit. */
 int moat_container_wait (const struct moat_context *ctx, const char *id, const char *exec_id, struct moat_exit *ex,
@@ -103,6 +107,9 @@ struct moat_container_exec_opts {
         bool detach;
         const char *console_socket, *pid_file;
         int preserve_fds;
+        /* the agent's id for the process (letters, digits, '-', '_', '.';
+         * the shim passes containerd's); NULL: a fresh one */
+        const char *exec_id;
 };
 
 /* Runs a new process in a created or running container. *exit_code: the

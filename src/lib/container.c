@@ -811,6 +811,13 @@ out:
 int
 moat_container_kill (const struct moat_context *ctx, const char *id, int sig, bool all, moat_error_t *err)
 {
+        return moat_container_kill_process (ctx, id, NULL, sig, all, err);
+}
+
+int
+moat_container_kill_process (const struct moat_context *ctx, const char *id, const char *exec_id, int sig, bool all,
+                             moat_error_t *err)
+{
         struct moat_state *st = NULL;
         struct moat_agent *a = NULL;
         const char *status;
@@ -839,7 +846,7 @@ moat_container_kill (const struct moat_context *ctx, const char *id, int sig, bo
                 moat_error_wrap (err, "connect to the agent");
                 goto out;
         }
-        if (moat_agent_signal (a, id, NULL, sig, all, err) < 0)
+        if (moat_agent_signal (a, id, exec_id, sig, exec_id ? false : all, err) < 0)
                 goto out;
         rc = 0;
 out:
@@ -1116,7 +1123,7 @@ moat_container_exec (const struct moat_context *ctx, const char *id, const struc
         struct moat_state *st = NULL;
         struct moat_agent *a = NULL;
         cleanup_free char *process_json = NULL;
-        cleanup_free char *eid = new_exec_id ();
+        cleanup_free char *eid = o->exec_id ? xstrdup (o->exec_id) : new_exec_id ();
         struct moat_stdio_spec stdio = {0};
         struct moat_standin s = {0};
         struct moat_exit ex = {0};
