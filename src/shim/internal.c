@@ -105,8 +105,9 @@ shim_internal (const struct shim_opts *o, int argc, char **argv)
                 rc = moat_container_stats (&ctx, o->id, &s, &err);
                 if (rc == 0) {
                         /* one line of numbers: the daemon builds the metrics */
-                        value = xasprintf_r ("%llu %llu %llu %llu %llu %llu %llu %llu", (unsigned long long)s.memory_usage,
-                                             (unsigned long long)s.memory_limit, (unsigned long long)s.memory_max_usage,
+                        value = xasprintf_r ("%llu %llu %llu %llu %llu %llu %llu %llu",
+                                             (unsigned long long)s.memory_usage, (unsigned long long)s.memory_limit,
+                                             (unsigned long long)s.memory_max_usage,
                                              (unsigned long long)s.cpu_usage_usec, (unsigned long long)s.cpu_user_usec,
                                              (unsigned long long)s.cpu_system_usec, (unsigned long long)s.pids_current,
                                              (unsigned long long)s.pids_limit);

@@ -60,9 +60,12 @@ pump_in (void *arg)
         struct pump *p = arg;
         char buf[16384];
         if (p->from < 0) {
-                /* waits for containerd's writer; teardown opens a writer
-                 * itself to release it */
-                p->from = open (p->fifo, O_RDONLY | O_CLOEXEC);
+                /* waits for containerd's writer; CloseIO and teardown open
+                 * a writer themselves to release it. Through the O_PATH fd:
+                 * the fifo's name may be gone by then. */
+                char path[64];
+                snprintf (path, sizeof path, "/proc/self/fd/%d", p->io->stdin_path);
+                p->from = open (path, O_RDONLY | O_CLOEXEC);
                 if (p->from < 0)
                         moat_debug ("open stdin %s: %s", p->fifo, strerror (errno));
         }
@@ -215,13 +218,16 @@ shim_io_open (struct shim_io *io, const char *id, const char *ns, const char *in
         memset (io, 0, sizeof *io);
         for (int i = 0; i < 3; i++)
                 io->fds[i] = io->keep[i] = -1;
-        io->console_lfd = io->master = io->stdin_w = -1;
+        io->console_lfd = io->master = io->stdin_w = io->stdin_path = -1;
         io->stop = eventfd (0, EFD_CLOEXEC);
         io->terminal = terminal;
         if (io->stop < 0)
                 return moat_make_error (err, errno, "eventfd");
         if (in && *in) {
                 io->stdin_fifo = xstrdup (in);
+                io->stdin_path = open (in, O_PATH | O_CLOEXEC);
+                if (io->stdin_path < 0)
+                        return moat_make_error (err, errno, "open %s", in);
                 if (!terminal) {
                         int p[2];
                         if (pipe2 (p, O_CLOEXEC) < 0)
@@ -352,8 +358,10 @@ shim_io_close_stdin (struct shim_io *io)
         if (write (io->stop, &one, sizeof one) < 0) {
         }
         /* a pump still waiting in open() for a writer: be that writer */
-        if (io->stdin_fifo) {
-                int w = open (io->stdin_fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (io->stdin_path >= 0) {
+                char path[64];
+                snprintf (path, sizeof path, "/proc/self/fd/%d", io->stdin_path);
+                int w = open (path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
                 if (w >= 0)
                         close (w);
         }
@@ -384,6 +392,7 @@ shim_io_free (struct shim_io *io)
                 closep (&io->keep[i]);
         }
         closep (&io->stdin_w);
+        closep (&io->stdin_path);
         closep (&io->master);
         closep (&io->console_lfd);
         closep (&io->stop);

@@ -11,24 +11,25 @@
 
 struct pump;
 struct shim_io {
-        int fds[3];       /* for the stand-in (-1: none); closed once it has them */
-        int keep[3];      /* our read ends of the output fifos */
+        int fds[3];  /* for the stand-in (-1: none); closed once it has them */
+        int keep[3]; /* our read ends of the output fifos */
         bool terminal;
         int stdin_w;      /* the stdin pipe's write end, until the pump takes it */
         char *stdin_fifo; /* the stdin fifo, opened by the pump */
+        int stdin_path;   /* an O_PATH fd of it */
         int stop;         /* eventfd: the stdin pump stops */
         char *console_dir, *console_path;
         int console_lfd;
-        int master;       /* the terminal, once received */
-        pid_t logger;     /* binary:// */
+        int master;   /* the terminal, once received */
+        pid_t logger; /* binary:// */
         pthread_t in_thread, out_thread;
         bool in_started, out_started;
         struct pump *in_pump, *out_pump;
 };
 
 /* Opens what containerd gave (paths or URIs; "" or NULL: none). */
-int shim_io_open (struct shim_io *io, const char *id, const char *ns, const char *in, const char *out,
-                  const char *errp, bool terminal, moat_error_t *err);
+int shim_io_open (struct shim_io *io, const char *id, const char *ns, const char *in, const char *out, const char *errp,
+                  bool terminal, moat_error_t *err);
 /* The stand-in has been forked with io->fds (non-terminal): close ours and
  * start copying stdin. */
 int shim_io_started (struct shim_io *io, moat_error_t *err);

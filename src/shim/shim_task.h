@@ -18,17 +18,17 @@
 struct shim_proc {
         struct shim_proc *next; /* the task's execs */
         struct shim_task *task;
-        char *exec_id;          /* NULL: the init */
-        char *in, *out, *errp;  /* what containerd gave */
+        char *exec_id;         /* NULL: the init */
+        char *in, *out, *errp; /* what containerd gave */
         bool terminal;
-        char *spec_file;        /* exec: the process JSON, until Start */
-        int status;             /* CONTAINERD__TASK__V2__STATUS__* */
-        pid_t pid;              /* the stand-in */
+        char *spec_file; /* exec: the process JSON, until Start */
+        int status;      /* CONTAINERD__TASK__V2__STATUS__* */
+        pid_t pid;       /* the stand-in */
         uint32_t exit_status;
         struct timespec exited_at;
-        bool reaped;            /* the stand-in is gone */
-        bool exited;            /* reported: output drained */
-        bool starting;          /* a Start is publishing its event */
+        bool reaped;   /* the stand-in is gone */
+        bool exited;   /* reported: output drained */
+        bool starting; /* a Start is publishing its event */
         struct shim_io io;
         bool io_open;
 };
@@ -50,7 +50,7 @@ struct shim {
         struct shim_task *tasks;
         struct child_exit *exits;
         struct shim_events *events;
-        int wake[2];          /* Shutdown: the accept loop ends */
+        int wake[2]; /* Shutdown: the accept loop ends */
         atomic_bool stopping;
         atomic_int n_conns;
 };

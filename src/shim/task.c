@@ -350,9 +350,10 @@ proc_free (struct shim_proc *p)
         free (p->errp);
 }
 
-/* Drops t from the table once nothing uses it (lock held). */
+/* Takes t out of the table once nothing uses it (lock held); the caller
+ * frees it with task_free after unlocking (that joins the stdio threads). */
 static void
-task_remove_locked (struct shim *s, struct shim_task *t)
+task_unlink_locked (struct shim *s, struct shim_task *t)
 {
         for (struct shim_task **x = &s->tasks; *x; x = &(*x)->next)
                 if (*x == t) {
@@ -361,6 +362,12 @@ task_remove_locked (struct shim *s, struct shim_task *t)
                 }
         while (t->busy > 0)
                 pthread_cond_wait (&s->cond, &s->lock);
+        pthread_cond_broadcast (&s->cond);
+}
+
+static void
+task_free (struct shim_task *t)
+{
         for (struct shim_proc *p = t->init.next, *n; p; p = n) {
                 n = p->next;
                 proc_free (p);
@@ -370,7 +377,6 @@ task_remove_locked (struct shim *s, struct shim_task *t)
         free (t->id);
         free (t->bundle);
         free (t);
-        pthread_cond_broadcast (&s->cond);
 }
 
 static const char *
@@ -424,11 +430,11 @@ mount_rootfs (const char *bundle, Containerd__Task__V2__Mount **mounts, size_t n
                 bool clear;
                 unsigned long flag;
         } opts[] = {
-                {"ro", false, MS_RDONLY},       {"rw", true, MS_RDONLY},        {"nosuid", false, MS_NOSUID},
-                {"suid", true, MS_NOSUID},      {"nodev", false, MS_NODEV},     {"dev", true, MS_NODEV},
-                {"noexec", false, MS_NOEXEC},   {"exec", true, MS_NOEXEC},      {"bind", false, MS_BIND},
-                {"rbind", false, MS_BIND | MS_REC}, {"noatime", false, MS_NOATIME}, {"relatime", false, MS_RELATIME},
-                {"sync", false, MS_SYNCHRONOUS}, {"async", true, MS_SYNCHRONOUS},
+                {"ro", false, MS_RDONLY},           {"rw", true, MS_RDONLY},         {"nosuid", false, MS_NOSUID},
+                {"suid", true, MS_NOSUID},          {"nodev", false, MS_NODEV},      {"dev", true, MS_NODEV},
+                {"noexec", false, MS_NOEXEC},       {"exec", true, MS_NOEXEC},       {"bind", false, MS_BIND},
+                {"rbind", false, MS_BIND | MS_REC}, {"noatime", false, MS_NOATIME},  {"relatime", false, MS_RELATIME},
+                {"sync", false, MS_SYNCHRONOUS},    {"async", true, MS_SYNCHRONOUS},
         };
         cleanup_free char *target = xasprintf_r ("%s/rootfs", bundle);
         for (size_t i = 0; i < n; i++) {
@@ -555,8 +561,9 @@ fail:
                 unmount_rootfs (q->bundle);
         pthread_mutex_lock (&s->lock);
         t->busy--;
-        task_remove_locked (s, t);
+        task_unlink_locked (s, t);
         pthread_mutex_unlock (&s->lock);
+        task_free (t);
         return moat_error_wrap (err, "create %s", q->id);
 }
 
@@ -781,8 +788,9 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 publish (s, "/tasks/delete", "containerd.events.TaskDelete", &ev.base);
         }
         t->busy--;
-        task_remove_locked (s, t);
+        task_unlink_locked (s, t);
         pthread_mutex_unlock (&s->lock);
+        task_free (t);
         *resp = &r->base;
         return 0;
 }
@@ -798,8 +806,8 @@ shim_h_exec (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, mo
         char *spec;
 
         for (const char *c = q->exec_id; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                      *c == '-' || *c == '_' || *c == '.'))
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                      *c == '_' || *c == '.'))
                         return moat_make_error (err, EINVAL, "exec id %s: only letters, digits, '-', '_' and '.'",
                                                 q->exec_id);
         if (*q->exec_id == '\0' || strlen (q->exec_id) > 128)
@@ -913,8 +921,8 @@ shim_h_pids (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, mo
         r = NEW_MSG (Containerd__Task__V2__PidsResponse, containerd__task__v2__pids_response__init);
         r->processes = xzalloc ((st.n ? st.n : 1) * sizeof *r->processes);
         for (size_t i = 0; i < st.n; i++) {
-                Containerd__Task__V2__ProcessInfo *pi = NEW_MSG (Containerd__Task__V2__ProcessInfo,
-                                                                 containerd__task__v2__process_info__init);
+                Containerd__Task__V2__ProcessInfo *pi =
+                        NEW_MSG (Containerd__Task__V2__ProcessInfo, containerd__task__v2__process_info__init);
                 pi->pid = st.list[i]; /* guest pids: the processes live in the VM */
                 r->processes[r->n_processes++] = pi;
         }
