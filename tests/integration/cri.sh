@@ -52,6 +52,7 @@ if [ -n "$why" ]; then
 fi
 
 # One run at a time: the subnet and the bridge's address are per machine.
+mkdir -p /run/lock
 exec 8>/run/lock/moat-cri-test.lock
 if ! flock -w 600 8; then
     not_ok "cri: another tests/integration/cri.sh held /run/lock/moat-cri-test.lock for 10 minutes"
