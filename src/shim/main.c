@@ -108,7 +108,10 @@ main (int argc, char **argv)
         if (r)
                 return r;
         if (version) {
-                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n", SHIM_NAME, MOAT_VERSION);
+                /* Features: what works (tests read it); "pods" once one VM
+                 * holds every container of a pod */
+                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n  Features: tasks\n", SHIM_NAME,
+                        MOAT_VERSION);
                 return 0;
         }
         if (o.id == NULL || *o.id == '\0')

@@ -45,6 +45,9 @@ int shim_internal (const struct shim_opts *o, int argc, char **argv);
 /* start.c */
 /* "unix:///run/containerd/s/<sha256 hex of address/namespace/group>" */
 char *shim_socket_address (const char *address, const char *ns, const char *group);
+/* The annotation key of the bundle's config.json ("" if absent). */
+char *shim_annotation (const char *bundle_dir, const char *key, moat_error_t *err);
+#define SHIM_CONTAINER_TYPE_ANNOTATION "io.kubernetes.cri.container-type"
 /* The group of the bundle in dir (its config.json annotations), or id. */
 char *shim_group (const char *bundle_dir, const char *id, moat_error_t *err);
 int shim_start (const struct shim_opts *o, moat_error_t *err);

@@ -497,6 +497,21 @@ shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
 
         if (q->checkpoint && *q->checkpoint)
                 return moat_make_error (err, ENOSYS, "create %s from a checkpoint: not supported by moat", q->id);
+        {
+                /* a pod's app container belongs in the pod's VM, which is
+                 * not built yet: refuse it rather than give it a VM of its
+                 * own without the pod's network */
+                cleanup_free char *type = shim_annotation (q->bundle, SHIM_CONTAINER_TYPE_ANNOTATION, err);
+                if (type == NULL)
+                        return moat_error_wrap (err, "create %s", q->id);
+                if (strcmp (type, "container") == 0)
+                        return moat_make_error (
+                                err, ENOSYS,
+                                "create %s: containers of a Kubernetes pod are not yet supported by " SHIM_NAME
+                                " (one VM per pod is not built yet; use the runc handler with moat as "
+                                "its runc binary meanwhile, docs/kubernetes.md)",
+                                q->id);
+        }
         pthread_mutex_lock (&s->lock);
         if (find_locked (s, q->id)) {
                 pthread_mutex_unlock (&s->lock);

@@ -683,6 +683,16 @@ for h in $CRI_HANDLERS; do
         continue
     fi
     diag "handler $h: $(PATH="$CRI_SHIM_DIR:$PATH" command -v "$shim")"
+    # a shim that says it cannot run pods yet (moat's, until one VM holds a
+    # whole pod) gets a skip per pod group, saying so; ctr run still runs
+    feats=$(PATH="$CRI_SHIM_DIR:$PATH" "$shim" -v 2>/dev/null | sed -n 's/^ *Features: *//p')
+    if [ "$h" != runc ] && ! grep -qw pods <<<"$feats"; then
+        for g in "${GROUPS_[@]:0:4}"; do
+            skip "$h: $g" "$shim does not run pods yet (its features: ${feats:-none})"
+        done
+        group_ctr "$h"
+        continue
+    fi
     C1="" C2=""
     group_pod "$h"
     group_exec "$h"
@@ -691,4 +701,4 @@ for h in $CRI_HANDLERS; do
     group_ctr "$h"
 done
 diag "cri.sh took $(($(date +%s) - T0)) s"
-exit 0
+done_testing
