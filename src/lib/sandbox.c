@@ -562,23 +562,6 @@ stop_vm (struct moat_sandbox *sb)
         sb->vmm_reaped = true;
 }
 
-static void
-state_clear (struct moat_state *st)
-{
-        free (st->id);
-        free (st->bundle);
-        free (st->rootfs);
-        free (st->status);
-        free (st->created);
-        strv_free (st->annotation_keys);
-        strv_free (st->annotation_values);
-        free (st->hypervisor);
-        free (st->vsock_socket);
-        free (st->console_log);
-        free (st->cgroup);
-        free (st->dir);
-}
-
 int
 moat_sandbox_load (const char *root, struct moat_state *st, struct moat_sandbox **out, moat_error_t *err)
 {
@@ -678,7 +661,7 @@ moat_sandbox_destroy (struct moat_sandbox *sb, moat_error_t *err)
                 close (sb->lock_fd);
         oci_config_free (sb->cfg);
         free (sb->guest_config);
-        state_clear (&sb->state);
+        moat_state_clear (&sb->state);
         free (sb->root);
         free (sb->id);
         free (sb->dir);
