@@ -388,6 +388,11 @@ task_free (struct shim_task *t)
                 proc_free (p);
                 free (p);
         }
+        for (struct shim_proc *p = t->dead, *n; p; p = n) {
+                n = p->next;
+                proc_free (p);
+                free (p);
+        }
         proc_free (&t->init);
         free (t->id);
         free (t->bundle);
@@ -768,6 +773,10 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 put_proc_locked (s, p);
                 return moat_make_error (err, EBUSY, "delete %s: the process is still running", q->id);
         }
+        if (p->exec_id == NULL && t->deleting) {
+                put_proc_locked (s, p);
+                return moat_make_error (err, ENOENT, "task %s not found (being deleted)", q->id);
+        }
         r = NEW_MSG (Containerd__Task__V2__DeleteResponse, containerd__task__v2__delete_response__init);
         if (p->exec_id) {
                 /* an exec that never started or has exited */
@@ -779,16 +788,19 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 r->pid = p->pid;
                 r->exit_status = p->exit_status;
                 r->exited_at = new_ts (&p->exited_at);
+                /* freed with the task: a Wait that just woke may still read it */
+                p->next = t->dead;
+                t->dead = p;
                 put_proc_locked (s, p);
-                proc_free (p);
-                free (p);
                 *resp = &r->base;
                 return 0;
         }
+        t->deleting = true;
         pthread_mutex_unlock (&s->lock);
         /* the VM, the share, the host cgroup and the state go */
         if (shim_call (s, t->id, "delete", NULL, NULL, NULL, err) < 0) {
                 pthread_mutex_lock (&s->lock);
+                t->deleting = false;
                 put_proc_locked (s, p);
                 free (r);
                 return moat_error_wrap (err, "delete %s", q->id);
