@@ -177,6 +177,7 @@ check-oci: all guest
 install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
+	install -m 0755 $(B)/containerd-shim-moat-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-moat-v2
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
 	install -m 0755 $(B)/moat-vmm $(DESTDIR)$(LIBEXECDIR)/moat-vmm
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
