@@ -41,6 +41,8 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
+# interrupted (Ctrl-C, a runner's timeout): still through cleanup
+trap 'exit 130' INT TERM HUP
 
 # --- build (or reuse) -----------------------------------------------------
 head=$(git rev-parse HEAD)
@@ -158,13 +160,15 @@ ms=$(inst env MANPAGER=cat MANWIDTH=100 man containerd-shim-moat-v2 2>&1)
 if grep -q 'io.containerd.moat.v2' <<<"$ms"; then ok man-shim; else not_ok man-shim; fi
 
 # the man page has a section for every verb moat --help lists, and names
-# every option each verb's --help prints
+# every option each verb's --help prints in that section (--help itself is
+# described once, under the global options)
 verbs=$(inst moat --help | sed -n '/^Commands:/,/^$/p' | awk 'NF > 1 { print $1 }')
 lacking=$(for v in $verbs; do grep -q "^moat $v\b" <<<"$m" || echo "$v"; done | xargs)
 expect_eq man-covers-verbs "" "$lacking"
 lacking=$(for v in $verbs; do
+    section=$(awk -v v="$v" '/^[A-Z]/ { in_v = 0 } /^moat [a-z]/ { in_v = ($2 == v) } in_v' <<<"$m")
     for o in $(inst moat "$v" --help 2>&1 | grep -oE -- '(^|[ [|,])--[a-z][a-z-]*' | grep -oE -- '--[a-z-]+' | sort -u); do
-        sed -n "/^moat $v\b/,/^moat [a-z]/p" <<<"$m" | grep -q -- "$o" || echo "$v:$o"
+        [ "$o" = --help ] || grep -q -- "$o" <<<"$section" || echo "$v:$o"
     done
 done | xargs)
 expect_eq man-covers-options "" "$lacking"
