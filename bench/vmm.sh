@@ -6,8 +6,25 @@
 #   - host RSS of the monitor once the probe is up
 # Usage: bench/vmm.sh [runs]   (default 5). Needs /dev/kvm; QEMU falls back
 # to TCG if its KVM accelerator does not start, and says so.
+#        bench/vmm.sh --nested    the same comparison with a Linux guest, in
+# the nested test bed's L1 (tests/nested/bed.sh: an emulated SVM under QEMU
+# TCG): launch to the agent's answer, `moat run true`, the VMM's RSS and
+# PSS, moat-vmm against QEMU -accel kvm (bench/vmm-nested-inner.sh). Those
+# figures compare the two VMMs under the same (slow) emulation; they say
+# nothing absolute about real hardware.
 set -u
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --nested ]; then
+    R=build/nested/bench
+    tests/nested/bed.sh "$R" vmmbench=bench/vmm-nested-inner.sh
+    rc=$?
+    if [ "$rc" -eq 2 ]; then
+        echo "bench/vmm.sh --nested: this host cannot run the nested bed: $(cat "$R/skip")"
+        exit 1
+    fi
+    grep -E '^(ok|not ok|#)' "$R/vmmbench.tap" 2>/dev/null || { echo "no results (see $R/console.log)"; exit 1; }
+    exit "$rc"
+fi
 runs=${1:-5}
 VMM=${MOAT_VMM:-build/moat-vmm}
 PROBE=build/probe/bench.elf
