@@ -385,6 +385,25 @@ vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char
         return m;
 }
 
+struct vmm_virtio_mmio *
+vmm_virtio_9p_new_sync (const struct moat_guest_mem *mem, const char *tag, const char *path, uint64_t base,
+                        uint32_t irq, moat_error_t *err)
+{
+        return p9_alloc (mem, tag, path, base, irq, err);
+}
+
+void
+vmm_virtio_9p_serve_pending (struct vmm_virtio_mmio *m)
+{
+        struct p9dev *d = m->dev;
+        pthread_mutex_lock (&d->wlock);
+        bool kicked = d->kicked && !d->started && !d->proc;
+        d->kicked = false;
+        pthread_mutex_unlock (&d->wlock);
+        if (kicked)
+                serve (d);
+}
+
 uint64_t
 vmm_virtio_9p_requests (struct vmm_virtio_mmio *m)
 {
