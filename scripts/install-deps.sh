@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config bc bison flex libelf-dev libssl-dev xz-utils cp
  libseccomp-dev libyajl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
  libcgroup-dev libcmocka-dev qemu-system-x86 busybox-static \
  iproute2 procps psmisc util-linux jq python3 clang-format runc crun \
- podman conmon containerd docker.io"
+ podman conmon containerd docker.io \
+ python3-grpcio python3-grpc-tools containernetworking-plugins"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
