@@ -188,21 +188,17 @@ fuzz-bins:
 	$(MAKE) B=$(FUZZ_B) CC=clang CFLAGS='-O1 -g -Wno-gnu-variable-sized-type-not-at-end' SAN='$(FUZZ_SAN)' \
 		$(patsubst %,$(FUZZ_B)/bin/fuzz_%,$(FUZZ_TARGETS))
 
-# Only with B=$(FUZZ_B) (through fuzz-bins). The agent's fuzzer links the
-# agent's objects but its main.
-$(B)/bin/fuzz_agent: FUZZ_EXTRA = $(filter-out $(B)/obj/agent/main.o,$(AGENT_OBJS))
-$(B)/bin/fuzz_agent: $(filter-out $(B)/obj/agent/main.o,$(AGENT_OBJS))
+# Only with B=$(FUZZ_B) (through fuzz-bins).
 $(B)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(B)/libmoat-vmm.a $(B)/libmoat.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(FUZZ_EXTRA) $(B)/libmoat-vmm.a $(B)/libmoat.a \
-		$(HOST_LIBS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(B)/libmoat-vmm.a $(B)/libmoat.a $(HOST_LIBS)
 
 fuzz: fuzz-bins
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/artifacts/$$t; \
 		cp -r tests/fuzz/corpus/$$t/. $(FUZZ_B)/corpus/$$t/; \
 		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
-		$(FUZZ_B)/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		$(FUZZ_B)/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_B)/artifacts/$$t/ $(FUZZ_B)/corpus/$$t; \
 	done
 
