@@ -148,7 +148,8 @@ struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, con
                                            uint64_t base, uint32_t irq, moat_error_t *err);
 /* Fuzzers, no thread: the device serves its queue only when
  * vmm_virtio_9p_serve_pending is called (without m->lock), on the caller's
- * thread, if the driver kicked it since. Freed by ops->free. */
+ * thread, if the driver kicked it since (at most queue_max requests a
+ * call). Freed by ops->free. */
 struct vmm_virtio_mmio *vmm_virtio_9p_new_sync (const struct moat_guest_mem *mem, const char *tag, const char *path,
                                                 uint64_t base, uint32_t irq, moat_error_t *err);
 void vmm_virtio_9p_serve_pending (struct vmm_virtio_mmio *m);
