@@ -374,9 +374,11 @@ on_alarm (int sig)
         _exit (99);
 }
 
-/* The used ring on top of the avail ring: every push bumps the avail index
- * too, so the queue never empties. One poll must come back anyway, after a
- * bounded burst (found by tests/fuzz/fuzz_vmm_virtio). */
+/* The used ring on top of the avail ring: every push would bump the avail
+ * index too, so the queue would never empty. One poll must come back anyway
+ * (found by tests/fuzz/fuzz_vmm_virtio). The virtqueue refuses the layout
+ * (the queue needs a reset); without that check tx stops after its
+ * burst. */
 static void
 test_tx_self_feeding_queue (void **state)
 {
@@ -397,8 +399,8 @@ test_tx_self_feeding_queue (void **state)
         vmm_virtio_net_poll (m);
         alarm (0);
         struct vmm_virtio_net_stats s = stats (t);
-        assert_true (s.tx_packets > 0);
         assert_true (s.tx_packets <= 256);
+        assert_true (rd (m, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
         uint8_t buf[256];
         while (host_recv (t, buf, sizeof buf) > 0)
                 ;
