@@ -5,10 +5,13 @@
 #   make guest      build (or take from cache) the lean guest kernel
 #   make check      build everything and run every test
 #   make install    install under $(DESTDIR)$(PREFIX)
+#   make man        the man pages (packaging/man/*.md) into build/man
+#   make deb        the Debian package (packaging/debian) into build/
 
 PREFIX ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/moat
 DATADIR ?= $(PREFIX)/share/moat
+MANDIR ?= $(PREFIX)/share/man
 B := build
 VERSION := 0.1.0
 
@@ -50,7 +53,7 @@ SHIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/shim/*.c)) \
 PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm $(B)/containerd-shim-moat-v2
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan \
+.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan man deb \
 	fuzz fuzz-bins fuzz-smoke
 all: $(PROGRAMS) $(INITRAMFS) probes
 
@@ -205,13 +208,32 @@ fuzz: fuzz-bins
 fuzz-smoke: fuzz-bins
 	bash tests/integration/fuzz.sh
 
-install: all guest
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)
+# Man pages: markdown in packaging/man, converted by go-md2man (Debian's
+# go-md2man package).
+MAN_SRCS := $(wildcard packaging/man/*.md)
+MANS := $(patsubst packaging/man/%.md,$(B)/man/%,$(MAN_SRCS))
+man: $(MANS)
+$(B)/man/%: packaging/man/%.md
+	@mkdir -p $(B)/man
+	go-md2man -in $< -out $@
+
+# The guest kernel's release (uname -r in the guest) is installed next to it
+# as vmlinux.release: build.sh's cache keeps it beside the cached vmlinux.
+install: all guest man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
+	install -m 0755 $(B)/containerd-shim-moat-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-moat-v2
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
 	install -m 0755 $(B)/moat-vmm $(DESTDIR)$(LIBEXECDIR)/moat-vmm
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
 	install -m 0644 $$(readlink -f $(B)/vmlinux) $(DESTDIR)$(DATADIR)/vmlinux
+	install -m 0644 $$(dirname $$(readlink -f $(B)/vmlinux))/release $(DESTDIR)$(DATADIR)/vmlinux.release
+	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
+
+# The Debian package (packaging/debian), built by dpkg-buildpackage in a
+# copy of the tree: see scripts/mkdeb.sh and docs/packaging.md.
+deb:
+	./scripts/mkdeb.sh $(B)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

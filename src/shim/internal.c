@@ -17,9 +17,12 @@
 #include <unistd.h>
 
 #include "moat/container.h"
-#include "moat/json_gen.h"
+#include "moat/log.h"
 #include "moat/util.h"
 #include "shim.h"
+
+#define MOAT_STR_(x) #x
+#define MOAT_STR(x) MOAT_STR_ (x)
 
 static void
 reply (int rc, const char *value, moat_error_t err)
@@ -49,6 +52,10 @@ shim_internal (const struct shim_opts *o, int argc, char **argv)
         cleanup_free char *value = NULL;
         int rc;
 
+        /* the daemon's log (the bundle's log fifo); stderr is the process's */
+        if (moat_log_init ("/proc/self/fd/" MOAT_STR (SHIM_LOG_FD), 0, o->debug) < 0)
+                moat_log_init (NULL, 0, o->debug);
+        close (SHIM_LOG_FD);
         if (ctx.root == NULL || *ctx.root != '/') {
                 moat_make_error (&err, EINVAL, "internal: no state root");
                 reply (-1, NULL, err);

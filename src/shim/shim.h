@@ -38,6 +38,8 @@ struct shim_opts {
 #define SHIM_STATE_ROOT "/run/moat-shim"
 /* internal.c's children answer on this fd */
 #define SHIM_RESULT_FD 3
+/* ... and log to the daemon's log on this one */
+#define SHIM_LOG_FD 4
 
 /* internal.c: one libmoat call in a child ("internal ROOT VERB ARGS...") */
 int shim_internal (const struct shim_opts *o, int argc, char **argv);

@@ -37,8 +37,10 @@ struct shim_task {
         struct shim_task *next;
         char *id, *bundle;
         bool rootfs_mounted;
+        bool deleting;
         struct shim_proc init;
-        int busy; /* calls in flight that need the task to stay */
+        struct shim_proc *dead; /* deleted execs, freed with the task */
+        int busy;               /* calls in flight that need the task to stay */
 };
 
 struct child_exit;

@@ -52,15 +52,28 @@ reaper (void *arg)
                         pid_t pid = waitpid (-1, &st, WNOHANG);
                         if (pid <= 0)
                                 break;
-                        struct child_exit *e = xzalloc (sizeof *e);
-                        e->pid = pid;
-                        e->status = st;
                         pthread_mutex_lock (&s->lock);
-                        e->next = s->exits;
-                        s->exits = e;
                         struct shim_proc *p = shim_find_proc_by_pid_locked (s, pid);
-                        if (p)
+                        if (p) {
                                 shim_proc_exited_locked (s, p, st);
+                        } else {
+                                /* an internal child (its call waits for it), a
+                                 * stand-in whose pid its Create does not know
+                                 * yet, or a VMM: kept, the oldest dropped */
+                                struct child_exit *e = xzalloc (sizeof *e), **x;
+                                int n = 0;
+                                e->pid = pid;
+                                e->status = st;
+                                e->next = s->exits;
+                                s->exits = e;
+                                for (x = &s->exits; *x && n < 256; x = &(*x)->next)
+                                        n++;
+                                while (*x) {
+                                        struct child_exit *old = *x;
+                                        *x = old->next;
+                                        free (old);
+                                }
+                        }
                         pthread_cond_broadcast (&s->cond);
                         pthread_mutex_unlock (&s->lock);
                 }
@@ -143,10 +156,12 @@ shim_call (struct shim *s, const char *id, const char *verb, const char *const *
                         fds[i] = stdio && stdio[i] >= 0 ? fcntl (stdio[i], F_DUPFD_CLOEXEC, 10)
                                                         : fcntl (null, F_DUPFD_CLOEXEC, 10);
                 int r = fcntl (res[1], F_DUPFD_CLOEXEC, 10);
+                int log = fcntl (STDERR_FILENO, F_DUPFD_CLOEXEC, 10);
                 for (int i = 0; i < 3; i++)
                         if (fds[i] < 0 || dup2 (fds[i], i) < 0)
                                 _exit (127);
-                if (r < 0 || dup2 (r, SHIM_RESULT_FD) < 0)
+                /* libmoat's messages go to our log, not to the process's stderr */
+                if (r < 0 || dup2 (r, SHIM_RESULT_FD) < 0 || log < 0 || dup2 (log, SHIM_LOG_FD) < 0)
                         _exit (127);
                 sigemptyset (&none);
                 sigprocmask (SIG_SETMASK, &none, NULL);
@@ -369,6 +384,11 @@ static void
 task_free (struct shim_task *t)
 {
         for (struct shim_proc *p = t->init.next, *n; p; p = n) {
+                n = p->next;
+                proc_free (p);
+                free (p);
+        }
+        for (struct shim_proc *p = t->dead, *n; p; p = n) {
                 n = p->next;
                 proc_free (p);
                 free (p);
@@ -753,6 +773,10 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 put_proc_locked (s, p);
                 return moat_make_error (err, EBUSY, "delete %s: the process is still running", q->id);
         }
+        if (p->exec_id == NULL && t->deleting) {
+                put_proc_locked (s, p);
+                return moat_make_error (err, ENOENT, "task %s not found (being deleted)", q->id);
+        }
         r = NEW_MSG (Containerd__Task__V2__DeleteResponse, containerd__task__v2__delete_response__init);
         if (p->exec_id) {
                 /* an exec that never started or has exited */
@@ -764,16 +788,19 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 r->pid = p->pid;
                 r->exit_status = p->exit_status;
                 r->exited_at = new_ts (&p->exited_at);
+                /* freed with the task: a Wait that just woke may still read it */
+                p->next = t->dead;
+                t->dead = p;
                 put_proc_locked (s, p);
-                proc_free (p);
-                free (p);
                 *resp = &r->base;
                 return 0;
         }
+        t->deleting = true;
         pthread_mutex_unlock (&s->lock);
         /* the VM, the share, the host cgroup and the state go */
         if (shim_call (s, t->id, "delete", NULL, NULL, NULL, err) < 0) {
                 pthread_mutex_lock (&s->lock);
+                t->deleting = false;
                 put_proc_locked (s, p);
                 free (r);
                 return moat_error_wrap (err, "delete %s", q->id);

@@ -107,6 +107,43 @@ c task delete shim-killed >/dev/null 2>&1
 c containers rm shim-killed >/dev/null 2>&1
 check "shim killed: the container can be removed" sh -c "! ctr --address $CTRD_SOCK -n $NS containers ls -q | grep -qx shim-killed"
 
+# --- the VMM killed under a running task: the task reports exited, and
+# delete leaves nothing
+c run -d "${RT[@]}" "$REF" shim-vmm sleep 1000 >/dev/null 2>>"$D/logs/ctr.log"
+wait_until 60 sh -c "ctr --address $CTRD_SOCK -n $NS task ls 2>/dev/null | grep -q 'shim-vmm.*RUNNING'"
+vmm=$(jq -r '.vmmPid // empty' "/run/moat-shim/$NS/shim-vmm/state.json" 2>/dev/null)
+[ -n "$vmm" ] && kill -KILL "$vmm"
+task_status() { ctr --address "$CTRD_SOCK" -n "$NS" task ls 2>/dev/null | awk -v t="$1" '$1 == t { print $3 }'; }
+if [ -n "$vmm" ] && wait_until 30 sh -c "[ \"\$(ctr --address $CTRD_SOCK -n $NS task ls 2>/dev/null | awk '\$1 == \"shim-vmm\" { print \$3 }')\" = STOPPED ]"; then
+    ok "VMM killed: the task is reported stopped"
+else
+    not_ok "VMM killed: the task is reported stopped"
+    diag "status: $(task_status shim-vmm)"
+fi
+c task delete shim-vmm >/dev/null 2>>"$D/logs/ctr.log"
+expect_eq "VMM killed: ctr task delete succeeds" 0 $?
+c containers rm shim-vmm >/dev/null 2>&1
+check "VMM killed: no moat state is left" test ! -e "/run/moat-shim/$NS/shim-vmm"
+
+# --- containerd restarted under a running task: it finds the shim again
+# through the bundle's address file, and the task keeps working
+c run -d "${RT[@]}" "$REF" shim-restart sh -c 'while :; do sleep 1; done' >/dev/null 2>>"$D/logs/ctr.log"
+wait_until 60 sh -c "ctr --address $CTRD_SOCK -n $NS task ls 2>/dev/null | grep -q 'shim-restart.*RUNNING'"
+kill -TERM "$CTRD_PID"
+wait_until 30 sh -c "! kill -0 $CTRD_PID 2>/dev/null"
+containerd --config "$D/c/config.toml" >>"$D/c/containerd.log" 2>&1 &
+CTRD_PID=$!
+clients_on_exit "stop_containerd '$D/c' $CTRD_PID"
+wait_until 30 ctr --address "$CTRD_SOCK" version >/dev/null 2>&1
+expect_eq "containerd restarted: the task is still running" RUNNING "$(task_status shim-restart)"
+out=$(c task exec --exec-id after-restart shim-restart echo still-here </dev/null 2>>"$D/logs/ctr.log")
+expect_eq "containerd restarted: ctr task exec works" still-here "$out"
+c task kill -s SIGKILL shim-restart 2>>"$D/logs/ctr.log"
+wait_until 30 sh -c "[ \"\$(ctr --address $CTRD_SOCK -n $NS task ls 2>/dev/null | awk '\$1 == \"shim-restart\" { print \$3 }')\" = STOPPED ]"
+c task delete shim-restart >/dev/null 2>>"$D/logs/ctr.log"
+expect_eq "containerd restarted: kill and delete work" 0 $?
+c containers rm shim-restart >/dev/null 2>&1
+
 sleep 1
 check "no shim process is left" sh -c "! pgrep -f '[c]ontainerd-shim-moat-v2 -namespace $NS' >/dev/null"
 check "no moat state is left" sh -c "[ -z \"\$(ls -A /run/moat-shim/$NS 2>/dev/null)\" ]"
