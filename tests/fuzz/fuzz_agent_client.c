@@ -18,6 +18,7 @@
 #include "fuzz.h"
 #include "moat/agent_client.h"
 #include "moat/log.h"
+#include "moat/util.h"
 #include "moat/ttrpc.h"
 #include "ttrpc.pb-c.h"
 
@@ -49,6 +50,15 @@ guest (void *arg)
         return NULL;
 }
 
+/* libFuzzer ends with exit(): the temporary directory goes with it. */
+static void
+remove_tmp (void)
+{
+        moat_error_t err = NULL;
+        if (rm_rf (dir, &err) < 0)
+                moat_error_release (&err);
+}
+
 static void
 init (void)
 {
@@ -56,6 +66,7 @@ init (void)
         strcpy (dir, "/tmp/moat-fuzz-agent.XXXXXX");
         if (mkdtemp (dir) == NULL)
                 abort ();
+        atexit (remove_tmp);
         snprintf (sock, sizeof sock, "%s/hybrid.sock", dir);
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
         snprintf (sun.sun_path, sizeof sun.sun_path, "%s", sock);

@@ -70,6 +70,15 @@ build_share (void)
                 abort ();
 }
 
+/* libFuzzer ends with exit(): the temporary directory goes with it. */
+static void
+remove_tmp (void)
+{
+        moat_error_t err = NULL;
+        if (rm_rf (top, &err) < 0)
+                moat_error_release (&err);
+}
+
 static void
 init (void)
 {
@@ -78,6 +87,7 @@ init (void)
         strcpy (top, "/tmp/moat-fuzz-p9.XXXXXX");
         if (mkdtemp (top) == NULL)
                 abort ();
+        atexit (remove_tmp);
         snprintf (share, sizeof share, "%s/share", top);
         snprintf (canary, sizeof canary, "%s/canary", top);
         if (mkdir (share, 0755) < 0 || mkdir (canary, 0755) < 0)

@@ -29,6 +29,15 @@ fake_raise (struct vmm_virtio_mmio *m)
         (void)m;
 }
 
+/* libFuzzer ends with exit(): the temporary directory goes with it. */
+static void
+remove_tmp (void)
+{
+        moat_error_t err = NULL;
+        if (rm_rf (share, &err) < 0)
+                moat_error_release (&err);
+}
+
 static void
 init (void)
 {
@@ -37,6 +46,7 @@ init (void)
         strcpy (share, "/tmp/moat-fuzz-vmm9p.XXXXXX");
         if (mkdtemp (share) == NULL)
                 abort ();
+        atexit (remove_tmp);
         snprintf (sharefile, sizeof sharefile, "%s/file", share);
 }
 

@@ -14,6 +14,7 @@
 
 #include "fuzz.h"
 #include "moat/log.h"
+#include "moat/util.h"
 #include "moat/vsock.h"
 
 #define GUEST_CID 3
@@ -29,6 +30,15 @@ static int listen_fd = -1;
 /* The host ends write with MSG_NOSIGNAL: SIGPIPE is not ignored, so one
  * raised by the device (whose programs may not ignore it) stops the run. */
 
+/* libFuzzer ends with exit(): the temporary directory goes with it. */
+static void
+remove_tmp (void)
+{
+        moat_error_t err = NULL;
+        if (rm_rf (dir, &err) < 0)
+                moat_error_release (&err);
+}
+
 static int
 init (void)
 {
@@ -37,6 +47,7 @@ init (void)
         strcpy (dir, "/tmp/moat-fuzz-vsock.XXXXXX");
         if (mkdtemp (dir) == NULL)
                 abort ();
+        atexit (remove_tmp);
         snprintf (path, sizeof path, "%s/v.sock", dir);
         /* where a guest connecting to host port LISTEN_PORT lands */
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
