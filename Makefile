@@ -53,7 +53,8 @@ SHIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/shim/*.c)) \
 PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm $(B)/containerd-shim-moat-v2
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan man deb
+.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan man deb \
+	fuzz fuzz-bins fuzz-smoke
 all: $(PROGRAMS) $(INITRAMFS) probes
 
 deps:
@@ -166,16 +167,46 @@ check-unit: unit-bins unit-asan
 # The README's second command. Installs what is missing first, so it works on
 # a fresh machine by itself.
 check: deps
-	$(MAKE) all guest unit-bins unit-asan
+	$(MAKE) all guest unit-bins unit-asan fuzz-bins
 	./tests/run.sh all
 
-check-integration: all guest
+check-integration: all guest fuzz-bins
 	./tests/run.sh integration
 
 .PHONY: check-oci
 # OCI runtime-spec conformance: moat, runc and crun side by side.
 check-oci: all guest
 	./tests/oci/compare.sh
+
+# Fuzzers (tests/fuzz, docs/fuzzing.md): libFuzzer targets built with clang,
+# ASan and UBSan against their own copy of libmoat in build/fuzz.
+#   make fuzz          each target for $(FUZZ_SECONDS) s on a copy of its corpus
+#   make fuzz-smoke    each target briefly (tests/integration/fuzz.sh, which
+#                      `make check` runs through tests/run.sh)
+FUZZ_B := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+fuzz-bins:
+	$(MAKE) B=$(FUZZ_B) CC=clang CFLAGS='-O1 -g -Wno-gnu-variable-sized-type-not-at-end' SAN='$(FUZZ_SAN)' \
+		$(patsubst %,$(FUZZ_B)/bin/fuzz_%,$(FUZZ_TARGETS))
+
+# Only with B=$(FUZZ_B) (through fuzz-bins).
+$(B)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(B)/libmoat-vmm.a $(B)/libmoat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(B)/libmoat-vmm.a $(B)/libmoat.a $(HOST_LIBS)
+
+fuzz: fuzz-bins
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/artifacts/$$t; \
+		cp -r tests/fuzz/corpus/$$t/. $(FUZZ_B)/corpus/$$t/; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		$(FUZZ_B)/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_B)/artifacts/$$t/ $(FUZZ_B)/corpus/$$t; \
+	done
+
+fuzz-smoke: fuzz-bins
+	bash tests/integration/fuzz.sh
 
 # Man pages: markdown in packaging/man, converted by go-md2man (Debian's
 # go-md2man package).

@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config debhelper dpkg-dev lintian go-md2man man-db bc 
  linux-source-6.12 \
  libseccomp-dev libyajl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
  libcgroup-dev libcmocka-dev qemu-system-x86 busybox-static \
- iproute2 procps psmisc util-linux jq python3 clang-format runc crun \
+ iproute2 procps psmisc util-linux jq python3 clang-format clang libclang-rt-14-dev runc crun \
  podman conmon containerd docker.io \
  python3-grpcio python3-grpc-tools containernetworking-plugins"
 missing=""

@@ -146,6 +146,13 @@ extern const char *const vmm_virtio_9p_syscalls[];
 int vmm_virtio_9p_parse_share (const char *spec, char **tag, char **path, moat_error_t *err);
 struct vmm_virtio_mmio *vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char *path,
                                            uint64_t base, uint32_t irq, moat_error_t *err);
+/* Fuzzers, no thread: the device serves its queue only when
+ * vmm_virtio_9p_serve_pending is called (without m->lock), on the caller's
+ * thread, if the driver kicked it since (at most queue_max requests a
+ * call). Freed by ops->free. */
+struct vmm_virtio_mmio *vmm_virtio_9p_new_sync (const struct moat_guest_mem *mem, const char *tag, const char *path,
+                                                uint64_t base, uint32_t irq, moat_error_t *err);
+void vmm_virtio_9p_serve_pending (struct vmm_virtio_mmio *m);
 /* Requests answered so far. */
 uint64_t vmm_virtio_9p_requests (struct vmm_virtio_mmio *m);
 /* Unit tests, no KVM: the device with its worker

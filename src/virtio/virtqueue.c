@@ -95,6 +95,13 @@ avail_idx (struct moat_virtq *vq)
         return le16toh (v);
 }
 
+/* Whether guest ranges [a, a+alen) and [b, b+blen) share a byte (neither wraps). */
+static bool
+overlaps (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+        return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
 int
 moat_virtq_start (struct moat_virtq *vq, uint16_t avail_base, moat_error_t *err)
 {
@@ -116,6 +123,12 @@ moat_virtq_start (struct moat_virtq *vq, uint16_t avail_base, moat_error_t *err)
                                         (unsigned long long)vq->used_gpa, (unsigned)n);
         if (((uintptr_t)vq->avail & 1) || ((uintptr_t)vq->used & 3))
                 return moat_make_error (err, EINVAL, "virtqueue rings are misaligned");
+        /* The device writes the used ring: on top of the avail ring (or the
+         * table), every push could publish one more buffer and the queue
+         * would never empty. */
+        if (overlaps (vq->used_gpa, 6 + 8 * n, vq->avail_gpa, 6 + 2 * n) ||
+            overlaps (vq->used_gpa, 6 + 8 * n, vq->desc_gpa, n * DESC_SIZE))
+                return moat_make_error (err, EINVAL, "virtqueue used ring overlaps the avail ring or the table");
         vq->last_avail = avail_base;
         vq->used_idx = load16 (vq->used + 2);
         vq->signalled_used_valid = false;
@@ -163,6 +176,11 @@ add_buffer (struct moat_virtq *vq, struct moat_virtq_elem *elem, uint64_t addr, 
 
         if (addr + (uint64_t)len < addr)
                 return broken (vq, err, EFAULT, "buffer address wraps around", head);
+        /* What the device writes must not land in the avail ring or the
+         * table (a reply there could publish buffers without end). */
+        if (writable && (overlaps (addr, len, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size) ||
+                         overlaps (addr, len, vq->desc_gpa, (uint64_t)vq->size * DESC_SIZE)))
+                return broken (vq, err, EFAULT, "writable buffer over the avail ring or the table", head);
         while (left > 0) {
                 uint64_t avail = 0;
                 void *p = gmem_ptr_partial (vq->mem, addr, &avail);

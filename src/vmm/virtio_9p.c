@@ -204,13 +204,13 @@ p9_reset (struct vmm_virtio_mmio *m)
         d->reset_pending = true;
 }
 
-/* Serves the queue until it is empty. */
+/* Serves the queue until it is empty, or max requests if max > 0. */
 static void
-serve (struct p9dev *d)
+serve (struct p9dev *d, unsigned max)
 {
         struct vmm_virtio_mmio *m = d->m;
         struct moat_virtq *vq = &m->q[0].vq;
-        for (;;) {
+        for (unsigned done = 0; max == 0 || done < max; done++) {
                 cleanup_error moat_error_t err = NULL;
                 pthread_mutex_lock (&m->lock);
                 if (d->reset_pending) {
@@ -255,7 +255,7 @@ worker (void *opaque)
                 pthread_mutex_unlock (&d->wlock);
                 if (stop)
                         return NULL;
-                serve (d);
+                serve (d, 0);
         }
 }
 
@@ -383,6 +383,28 @@ vmm_virtio_9p_new (const struct moat_guest_mem *mem, const char *tag, const char
         }
         d->started = true;
         return m;
+}
+
+struct vmm_virtio_mmio *
+vmm_virtio_9p_new_sync (const struct moat_guest_mem *mem, const char *tag, const char *path, uint64_t base,
+                        uint32_t irq, moat_error_t *err)
+{
+        return p9_alloc (mem, tag, path, base, irq, err);
+}
+
+void
+vmm_virtio_9p_serve_pending (struct vmm_virtio_mmio *m)
+{
+        struct p9dev *d = m->dev;
+        pthread_mutex_lock (&d->wlock);
+        bool kicked = d->kicked && !d->started && !d->proc;
+        d->kicked = false;
+        pthread_mutex_unlock (&d->wlock);
+        /* A guest whose replies land in its own avail ring keeps the queue
+         * full for ever (the worker process answers control messages
+         * between requests): here one call serves at most a queue's worth. */
+        if (kicked)
+                serve (d, vmm_virtio_9p_ops.queue_max);
 }
 
 uint64_t

@@ -44,7 +44,12 @@
 #define NET_NQUEUES 2
 #define ETH_HLEN 14
 #define BUF_SIZE (VMM_VIRTIO_NET_HDR_LEN + VMM_VIRTIO_NET_MAX_FRAME)
-#define RX_BURST 64      /* frames per round, so a flood from the host cannot starve tx */
+#define RX_BURST 64 /* frames per round, so a flood from the host cannot starve tx */
+/* Frames per round the other way: a guest whose used ring overlaps its
+ * avail ring makes every push publish one more buffer, and the queue never
+ * empties. Past the burst the device kicks its own queue (so the worker
+ * lets go of m->lock and sees a stop in between). */
+#define TX_BURST 256
 #define IDLE_POLL_MS 200 /* while the driver is not running: look again this often */
 
 #define HDR_F_NEEDS_CSUM 1
@@ -181,8 +186,8 @@ net_tx (struct vmm_virtio_mmio *m)
                 return;
         struct moat_virtq *vq = &m->q[NET_TXQ].vq;
         cleanup_error moat_error_t err = NULL;
-        int got;
-        while ((got = moat_virtq_pop (vq, &d->elem, &err)) > 0) {
+        int got = 0;
+        for (int burst = 0; burst < TX_BURST && (got = moat_virtq_pop (vq, &d->elem, &err)) > 0; burst++) {
                 struct moat_virtq_elem *e = &d->elem;
                 if (e->out_len < VMM_VIRTIO_NET_HDR_LEN + ETH_HLEN || e->out_len > BUF_SIZE) {
                         d->stats.tx_dropped++;
@@ -205,6 +210,10 @@ net_tx (struct vmm_virtio_mmio *m)
         if (got < 0)
                 moat_warn ("virtio-net tx: %s", err->msg);
         moat_virtq_notify (vq);
+        uint64_t one = 1;
+        if (got > 0 && moat_virtq_has_avail (vq) && m->q[NET_TXQ].ioeventfd >= 0 &&
+            write (m->q[NET_TXQ].ioeventfd, &one, sizeof one) < 0 && errno != EAGAIN)
+                moat_warn ("virtio-net tx: kick: %s", strerror (errno));
 }
 
 /* Checks and rewrites the vnet header the tap put in front of the frame;

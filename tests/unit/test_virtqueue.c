@@ -109,6 +109,48 @@ test_unpop (void **state)
         assert_int_equal (moat_virtq_pop (&f->q.vq, &f->e, &err), 0);
 }
 
+/* The used ring on the avail ring: every push would publish one more
+ * buffer, and a device that pops until the queue is empty would never stop
+ * (virtio-net's tx did, found by tests/fuzz/fuzz_vmm_virtio). Refused. */
+static void
+test_used_over_avail (void **state)
+{
+        struct fixture *f = *state;
+        moat_error_t err = NULL;
+        moat_virtq_stop (&f->q.vq);
+        f->q.vq.used_gpa = f->q.avail;
+        assert_int_equal (moat_virtq_start (&f->q.vq, 0, &err), -1);
+        assert_non_null (strstr (err->msg, "overlaps"));
+        moat_error_release (&err);
+        f->q.vq.used_gpa = f->q.desc + 16;
+        assert_int_equal (moat_virtq_start (&f->q.vq, 0, &err), -1);
+        moat_error_release (&err);
+        /* right after the avail ring is fine */
+        f->q.vq.used_gpa = (f->q.avail + 6 + 2 * f->q.size + 3) & ~3ull;
+        assert_int_equal (moat_virtq_start (&f->q.vq, 0, &err), 0);
+}
+
+/* A writable buffer over the avail ring or the table: a reply written there
+ * could publish buffers without end. */
+static void
+test_writable_over_rings (void **state)
+{
+        struct fixture *f = *state;
+        fq_set_desc (&f->q, 0, f->q.avail, 8, DESC_F_WRITE, 0);
+        fq_publish (&f->q, 0);
+        expect_bad (f, "writable buffer over the avail ring");
+}
+
+static void
+test_writable_over_table (void **state)
+{
+        struct fixture *f = *state;
+        fq_set_desc (&f->q, 0, f->q.desc + 16 * 3, 16, DESC_F_WRITE, 0);
+        fq_publish (&f->q, 0);
+        expect_bad (f, "writable buffer over the avail ring or the table");
+        /* readable buffers there are harmless: the device only reads them */
+}
+
 static void
 test_loop (void **state)
 {
@@ -447,6 +489,9 @@ main (void)
                 cmocka_unit_test_setup_teardown (test_simple_chain, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_unpop, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_loop, setup, teardown),
+                cmocka_unit_test_setup_teardown (test_used_over_avail, setup, teardown),
+                cmocka_unit_test_setup_teardown (test_writable_over_rings, setup, teardown),
+                cmocka_unit_test_setup_teardown (test_writable_over_table, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_self_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_out_of_range_address, setup, teardown),
                 cmocka_unit_test_setup_teardown (test_below_ram, setup, teardown),
