@@ -4,6 +4,7 @@
 #   make            build the host programs, the agent and the initramfs
 #   make guest      build (or take from cache) the lean guest kernel
 #   make check      build everything and run every test
+#   make check-nested  the nested test bed alone (moat-vmm under emulated SVM)
 #   make install    install under $(DESTDIR)$(PREFIX)
 
 PREFIX ?= /usr
@@ -50,7 +51,7 @@ SHIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/shim/*.c)) \
 PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm $(B)/containerd-shim-moat-v2
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: probes check-vmm all guest check check-unit check-integration install clean format deps demo unit-bins unit-asan
+.PHONY: probes check-vmm all guest check check-unit check-integration check-nested install clean format deps demo unit-bins unit-asan
 all: $(PROGRAMS) $(INITRAMFS) probes
 
 deps:
@@ -168,6 +169,11 @@ check: deps
 
 check-integration: all guest
 	./tests/run.sh integration
+
+# The nested test bed alone (tests/nested, docs/testing.md): moat-vmm's
+# Linux-guest tests in an L1 under QEMU TCG with an emulated SVM. ~15 min.
+check-nested: all guest
+	./tests/run.sh tests/integration/nested.sh
 
 .PHONY: check-oci
 # OCI runtime-spec conformance: moat, runc and crun side by side.
