@@ -48,6 +48,14 @@ expect_eq "one plan, for every result" "1..$n" "$(grep -E '^1\.\.' <<<"$out")"
 rm "$W/r/finished"
 out=$(MOAT_NESTED_RESULTS=$W/r MOAT_NESTED_TESTS="good.sh" bash tests/integration/nested.sh 2>&1)
 check "an L1 that stopped early fails" has '^not ok [0-9]+ - L1 got through its list$'
+echo "L1 idle with no result for 300s (last: nested-inner: good)" >"$W/r/stall.log"
+out=$(MOAT_NESTED_RESULTS=$W/r MOAT_NESTED_TESTS="good.sh" bash tests/integration/nested.sh 2>&1)
+check "a stall an NMI ended is reported, not failed" has '^ok [0-9]+ - L1 kept making progress \(after a stall an NMI ended\)$'
+touch "$W/r/stalled"
+out=$(MOAT_NESTED_RESULTS=$W/r MOAT_NESTED_TESTS="good.sh" bash tests/integration/nested.sh 2>&1)
+check "an L1 the watchdog stopped fails, and says why" has '^# watchdog: L1 idle with no result for 300s'
+check "... as a failure" has '^not ok [0-9]+ - L1 kept making progress$'
+rm "$W/r/stalled" "$W/r/stall.log"
 echo 1 >"$W/r/bed.rc"
 out=$(MOAT_NESTED_RESULTS=$W/r MOAT_NESTED_TESTS="good.sh" bash tests/integration/nested.sh 2>&1)
 check "a bed that failed fails" has '^not ok 1 - L1 booted and powered off$'
