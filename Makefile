@@ -6,10 +6,13 @@
 #   make check      build everything and run every test
 #   make check-nested  the nested test bed alone (moat-vmm under emulated SVM)
 #   make install    install under $(DESTDIR)$(PREFIX)
+#   make man        the man pages (packaging/man/*.md) into build/man
+#   make deb        the Debian package (packaging/debian) into build/
 
 PREFIX ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/moat
 DATADIR ?= $(PREFIX)/share/moat
+MANDIR ?= $(PREFIX)/share/man
 B := build
 VERSION := 0.1.0
 
@@ -51,7 +54,7 @@ SHIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/shim/*.c)) \
 PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm $(B)/containerd-shim-moat-v2
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: probes check-vmm all guest check check-unit check-integration check-nested install clean format deps demo unit-bins unit-asan
+.PHONY: probes check-vmm all guest check check-unit check-integration check-nested install clean format deps demo unit-bins unit-asan man deb
 all: $(PROGRAMS) $(INITRAMFS) probes
 
 deps:
@@ -181,13 +184,32 @@ check-nested: all guest
 check-oci: all guest
 	./tests/oci/compare.sh
 
-install: all guest
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)
+# Man pages: markdown in packaging/man, converted by go-md2man (Debian's
+# go-md2man package).
+MAN_SRCS := $(wildcard packaging/man/*.md)
+MANS := $(patsubst packaging/man/%.md,$(B)/man/%,$(MAN_SRCS))
+man: $(MANS)
+$(B)/man/%: packaging/man/%.md
+	@mkdir -p $(B)/man
+	go-md2man -in $< -out $@
+
+# The guest kernel's release (uname -r in the guest) is installed next to it
+# as vmlinux.release: build.sh's cache keeps it beside the cached vmlinux.
+install: all guest man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
+	install -m 0755 $(B)/containerd-shim-moat-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-moat-v2
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
 	install -m 0755 $(B)/moat-vmm $(DESTDIR)$(LIBEXECDIR)/moat-vmm
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
 	install -m 0644 $$(readlink -f $(B)/vmlinux) $(DESTDIR)$(DATADIR)/vmlinux
+	install -m 0644 $$(dirname $$(readlink -f $(B)/vmlinux))/release $(DESTDIR)$(DATADIR)/vmlinux.release
+	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
+
+# The Debian package (packaging/debian), built by dpkg-buildpackage in a
+# copy of the tree: see scripts/mkdeb.sh and docs/packaging.md.
+deb:
+	./scripts/mkdeb.sh $(B)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -10,13 +10,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "moat/agent_proto.h"
 #include "moat/error.h"
 #include "moat/oci.h"
 
-#define AGENT_TTRPC_PORT 1024
-#define AGENT_STDIO_PORT 1025
-#define AGENT_SHARE_TAG "moatshare"
-#define AGENT_SHARE_DIR "/run/moat/share"
 #define AGENT_STDIO_WAIT_MS 10000
 
 /* --- log.c: "moat-agent: ..." lines on stderr (the console in the guest) --- */

@@ -371,7 +371,7 @@ agent_hooks_run_here (struct oci_config *cfg, int kind, const char *id, const ch
         state = agent_hook_state_json (id, kind == OCI_HOOK_CREATE_CONTAINER ? "creating" : "created", getpid (),
                                        bundle, cfg);
         if (kind == OCI_HOOK_CREATE_CONTAINER && *id) {
-                view = xasprintf_r ("%s/%s/host", AGENT_SHARE_DIR, id);
+                view = xasprintf_r ("%s/%s/host", MOAT_GUEST_SHARE, id);
                 if (stat (view, &st) < 0 || !S_ISDIR (st.st_mode)) {
                         free (view);
                         view = NULL;

@@ -157,18 +157,18 @@ agent_init_system (bool switched, char **argv, moat_error_t *err)
         }
         try_mount ("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
         try_mount ("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-        if (mkdir_p (AGENT_SHARE_DIR, 0755, &e) < 0) {
+        if (mkdir_p (MOAT_GUEST_SHARE, 0755, &e) < 0) {
                 agent_log ("%s", e->msg);
                 moat_error_release (&e);
         }
         /* cache=mmap: page cache only for mmap (so binaries exec and shared
          * mappings work), plain reads and writes go to the host, so host
          * writes stay visible. No nodev/noexec: rootfs binaries run from it. */
-        if (mount (AGENT_SHARE_TAG, AGENT_SHARE_DIR, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap") <
+        if (mount (MOAT_SHARE_TAG, MOAT_GUEST_SHARE, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap") <
             0)
-                agent_log ("9p share \"%s\" not mounted on %s: %s", AGENT_SHARE_TAG, AGENT_SHARE_DIR, strerror (errno));
+                agent_log ("9p share \"%s\" not mounted on %s: %s", MOAT_SHARE_TAG, MOAT_GUEST_SHARE, strerror (errno));
         else
-                agent_debug ("mounted the 9p share on %s", AGENT_SHARE_DIR);
+                agent_debug ("mounted the 9p share on %s", MOAT_GUEST_SHARE);
         loopback_up ();
         if (setrlimit (RLIMIT_NOFILE, &rl) < 0)
                 agent_debug ("raise RLIMIT_NOFILE: %s", strerror (errno));
@@ -183,7 +183,7 @@ agent_poweroff (bool reboot_)
                 _exit (0); /* standalone/test server: just go away */
         kill (-1, SIGKILL);
         sync ();
-        umount2 (AGENT_SHARE_DIR, MNT_DETACH);
+        umount2 (MOAT_GUEST_SHARE, MNT_DETACH);
         /* The kernel runs with reboot=t and QEMU with -no-reboot: a reboot
          * ends QEMU, which is what the host waits for either way. */
         reboot (RB_AUTOBOOT);

@@ -35,7 +35,7 @@ static const char *
 share_dir (void)
 {
         const char *d = getenv ("MOAT_AGENT_SHARE_DIR");
-        return d && *d ? d : AGENT_SHARE_DIR;
+        return d && *d ? d : MOAT_GUEST_SHARE;
 }
 
 /* Looks a container up and takes a reference (agent_put releases it). */
@@ -701,7 +701,7 @@ static const struct ttrpc_method methods[] = {
         METHOD ("DestroySandbox", destroy_sandbox_request, h_destroy, 0),
         METHOD ("SyncClock", sync_clock_request, h_sync_clock, 0),
 };
-static const struct ttrpc_service service = {"moat.agent.v1.Agent", methods, ARRAY_SIZE (methods)};
+static const struct ttrpc_service service = {MOAT_AGENT_SERVICE, methods, ARRAY_SIZE (methods)};
 
 static void *
 conn_thread (void *arg)
@@ -724,7 +724,7 @@ listen_on (int port, const char *unix_dir, moat_error_t *err)
         if (unix_dir) {
                 struct sockaddr_un sa = {.sun_family = AF_UNIX};
                 snprintf (sa.sun_path, sizeof sa.sun_path, "%s/%s", unix_dir,
-                          port == AGENT_TTRPC_PORT ? "agent.sock" : "stdio.sock");
+                          port == MOAT_AGENT_PORT ? "agent.sock" : "stdio.sock");
                 unlink (sa.sun_path);
                 fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0 || bind (fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen (fd, 64) < 0) {
@@ -806,8 +806,8 @@ agent_server_run (moat_error_t *err)
 
         if (unix_dir && !*unix_dir)
                 unix_dir = NULL;
-        lfd = listen_retry (AGENT_TTRPC_PORT, unix_dir);
-        sfd = listen_retry (AGENT_STDIO_PORT, unix_dir);
+        lfd = listen_retry (MOAT_AGENT_PORT, unix_dir);
+        sfd = listen_retry (MOAT_STDIO_PORT, unix_dir);
         r = pthread_create (&t, NULL, stdio_thread, (void *)(intptr_t)sfd);
         if (r != 0)
                 return moat_make_error (err, r, "start the stdio listener");

@@ -2,12 +2,13 @@
 # Install every Debian package moat needs to build, test and run.
 # Idempotent: packages already present are skipped by apt.
 set -eu
-PKGS="build-essential pkg-config bc bison flex libelf-dev libssl-dev xz-utils cpio kmod \
+PKGS="build-essential pkg-config debhelper dpkg-dev lintian go-md2man man-db bc bison flex libelf-dev libssl-dev xz-utils cpio kmod \
  linux-source-6.12 \
  libseccomp-dev libyajl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
  libcgroup-dev libcmocka-dev qemu-system-x86 busybox-static \
  iproute2 procps psmisc util-linux jq python3 clang-format runc crun \
- podman conmon containerd docker.io"
+ podman conmon containerd docker.io \
+ python3-grpcio python3-grpc-tools containernetworking-plugins"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The host side of the agent API: hybrid-vsock connections through
- * moat-vsock's Unix socket, ttrpc calls to moat.agent.v1.Agent, and stdio
- * stream connections. */
+/* The host side of the agent API, the one client every front end uses:
+ * hybrid-vsock connections through the sandbox's Unix socket, ttrpc calls
+ * to MOAT_AGENT_SERVICE (each with its timeout from one table, see
+ * agent_client.c), and stdio stream connections. */
 #ifndef MOAT_AGENT_CLIENT_H
 #define MOAT_AGENT_CLIENT_H
 
@@ -11,9 +12,7 @@
 
 #include "moat/error.h"
 
-#define MOAT_AGENT_PORT 1024
-#define MOAT_STDIO_PORT 1025
-#define MOAT_AGENT_SERVICE "moat.agent.v1.Agent"
+#include "moat/agent_proto.h"
 
 /* Connects to guest vsock `port` through the hybrid socket: "CONNECT
  * <port>\n" -> "OK <n>\n". Fails (ECONNREFUSED, ECONNRESET, ETIMEDOUT...)
@@ -91,5 +90,20 @@ int moat_agent_sync_clock (struct moat_agent *a, bool step, int64_t *offset_ns, 
  * (exec_id NULL: the init process) on port 1025. Returns the fd. */
 int moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exec_id, const char *stream,
                             int timeout_ms, moat_error_t *err);
+
+struct moat_stats {
+        uint64_t memory_usage, memory_limit, memory_max_usage; /* bytes; limit 0 = none */
+        uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec;
+        uint64_t pids_current, pids_limit; /* limit 0 = none */
+        uint32_t *pids;                    /* guest pids */
+        size_t n_pids;
+};
+
+int moat_agent_pause (struct moat_agent *a, const char *id, moat_error_t *err);
+int moat_agent_resume (struct moat_agent *a, const char *id, moat_error_t *err);
+int moat_agent_stats (struct moat_agent *a, const char *id, struct moat_stats *out, moat_error_t *err);
+void moat_stats_clear (struct moat_stats *s);
+/* resources_json: an OCI linux.resources object. */
+int moat_agent_update (struct moat_agent *a, const char *id, const char *resources_json, moat_error_t *err);
 
 #endif

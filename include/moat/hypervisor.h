@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Hypervisor backends: start a microVM that boots the guest kernel and
- * initramfs with a vsock device and the 9p share. QEMU's vsock device is
- * served by moat-vsock over vhost-user (needs_vsockd); moat-vmm serves the
- * hybrid-vsock socket itself. */
+/* Hypervisor backends and their registry (src/lib/hypervisor.c): a backend
+ * starts a microVM that boots the guest kernel and initramfs with a vsock
+ * device and the 9p share. QEMU's vsock device (qemu.c) is served by
+ * moat-vsock over vhost-user (needs_vsockd); moat-vmm (vmm.c) serves the
+ * hybrid-vsock socket itself. The host probe says what this host offers
+ * them (moat check, the choice of `auto`, moat-vmm's refusal to start where
+ * it cannot boot a guest). */
 #ifndef MOAT_HYPERVISOR_H
 #define MOAT_HYPERVISOR_H
 
@@ -10,12 +13,24 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "moat/agent_proto.h"
 #include "moat/error.h"
 #include "moat/oci.h"
+#include "moat/paths.h"
 
-#define MOAT_GUEST_CID 3
 #define MOAT_VM_OVERHEAD_MIB 192
 #define MOAT_VM_DEFAULT_MIB 512
+
+/* --- the host probe --- */
+struct moat_host_info {
+        bool kvm_present;    /* /dev/kvm exists */
+        bool kvm_openable;   /* and opens read-write */
+        int kvm_errno;       /* why not (0 if it opened) */
+        int kvm_api_version; /* KVM_GET_API_VERSION, -1 if unknown */
+        const char *hw_flag; /* "vmx", "svm", or NULL: no hardware virtualization */
+        char kvm_module[32]; /* kvm_intel, kvm_amd, kvm_pvm..., "" if none is loaded */
+        bool vhost_vsock;    /* /dev/vhost-vsock exists (moat does not need it) */
+};
 
 struct moat_vm_config {
         const char *kernel, *initrd;
@@ -24,7 +39,7 @@ struct moat_vm_config {
         unsigned vcpus;
         const char *vsock_socket;  /* vhost-user socket (may be relative to workdir), needs_vsockd backends */
         const char *hybrid_socket; /* hybrid-vsock socket the VMM serves itself (relative to workdir too) */
-        const char *share_dir;     /* exported as 9p tag "moatshare" */
+        const char *share_dir;     /* exported as 9p tag MOAT_SHARE_TAG */
         const char *console_log;   /* guest serial console output */
         const char *vmm_log;       /* the VMM's own stdout/stderr */
         const char *workdir;       /* the VMM's cwd */
@@ -35,6 +50,7 @@ struct moat_vm_config {
         const char *tap;
         int tap_fd;
         int netns_fd;
+        const struct moat_host_info *host; /* what the host offers (moat_host_probe) */
 };
 
 struct moat_hypervisor {
@@ -65,11 +81,45 @@ void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vc
 /* The guest kernel command line (malloc'd). */
 char *moat_vm_cmdline (bool debug);
 
+void moat_host_probe (struct moat_host_info *h);
+
+/* NULL if moat-vmm can boot a Linux guest here, else why not (static;
+ * src/lib/vmm.c). */
+const char *moat_vmm_unusable_reason (const struct moat_host_info *h);
+
 /* Whether hardware virtualisation is usable: vmx/svm in /proc/cpuinfo and
  * /dev/kvm opens. */
 bool moat_kvm_usable (void);
 
-extern const struct moat_hypervisor moat_qemu_hypervisor;
-extern const struct moat_hypervisor moat_vmm_hypervisor; /* src/lib/vmm.c */
+/* Everything `moat check` reports: the probe, the companion files, QEMU,
+ * whether each backend can run a container here and why, what `auto`
+ * picks. */
+struct moat_host_file {
+        const char *label;
+        char *path;  /* NULL if not found */
+        char *error; /* why not */
+};
+struct moat_host_report {
+        struct moat_host_info h;
+        struct moat_host_file kernel, initrd, vsockd, vmm;
+        char *qemu_path;
+        char *qemu_version; /* first line of --version; NULL if it did not run */
+        char *qemu_error;
+        bool vmm_usable, qemu_usable;
+        char *vmm_reason, *qemu_reason;
+        const char *auto_pick;
+        char *auto_why;
+};
+void moat_host_report_probe (struct moat_host_report *r);
+void moat_host_report_free (struct moat_host_report *r);
+
+/* --- the backends --- */
+extern const struct moat_hypervisor moat_qemu_hypervisor; /* src/lib/qemu.c */
+extern const struct moat_hypervisor moat_vmm_hypervisor;  /* src/lib/vmm.c */
+
+/* QEMU's binary (env MOAT_QEMU, else /usr/bin/qemu-system-x86_64), and the
+ * first line of `bin --version` (NULL with *error if it does not run). */
+const char *moat_qemu_binary (void);
+char *moat_qemu_version (const char *bin, char **error);
 
 #endif

@@ -12,9 +12,6 @@
 
 #define MOAT_DEFAULT_ROOT "/run/moat"
 
-/* Guest-side paths (see the "Guest share" contract). */
-#define MOAT_GUEST_SHARE "/run/moat/share"
-
 enum moat_file {
         MOAT_FILE_KERNEL = 0, /* vmlinux */
         MOAT_FILE_INITRD,     /* initramfs.cpio.gz */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `moat update` flags -> an OCI linux.resources JSON object, with runc's
- * flag semantics and units. */
+ * flag semantics and units; and what of such an object an update leaves
+ * unchanged. */
 #ifndef MOAT_RESOURCES_H
 #define MOAT_RESOURCES_H
 
@@ -30,5 +31,13 @@ int moat_parse_bytes (const char *flag, const char *s, int64_t *out, moat_error_
  * naming the flag, on a malformed value; with no flag at all, fails with
  * EINVAL "nothing to update". */
 int moat_update_resources_json (const struct moat_update_flags *f, char **out, moat_error_t *err);
+
+/* The resources JSON (an object) an update applies, as runc reads it:
+ * without "devices" (an update never changes the device rules; containerd
+ * and the CRI send the whole list back) and without the fields whose zero
+ * (or "", null) means "leave it as it is" (memory limit, reservation,
+ * swap, cpu shares, quota, period, cpus, mems, pids limit, blockIO
+ * weight...: Docker and containerd send whole objects). malloc'd. */
+int moat_resources_drop_unchanged (const char *json, char **out, moat_error_t *err);
 
 #endif

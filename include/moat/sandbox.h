@@ -21,9 +21,12 @@
 #define MOAT_BOOT_TIMEOUT_MS 30000
 
 struct moat_sandbox_opts {
-        const char *root;       /* state root (--root) */
-        const char *id;         /* container id, also the sandbox id for now */
-        const char *bundle;     /* bundle directory (relative is fine) */
+        const char *root;   /* state root (--root) */
+        const char *id;     /* container id, also the sandbox id for now */
+        const char *bundle; /* bundle directory (relative is fine) */
+        /* Its config.json already loaded (taken over, even on failure);
+         * NULL: moat_sandbox_create loads it. */
+        struct oci_config *cfg;
         const char *hypervisor; /* NULL: auto */
         bool debug;             /* moat.debug=1 on the guest command line */
         bool die_with_parent;   /* run: the VM dies with this process; create: it outlives it */
@@ -42,7 +45,7 @@ struct moat_sandbox {
         struct oci_config *cfg;
         char *guest_config; /* config JSON rewritten for the guest */
         struct moat_state state;
-        bool state_created; /* we created dir: destroy removes it */
+        bool state_created; /* create made dir in this process: destroy removes it, whatever fails */
         struct moat_share share;
         char *vhost_socket, *vsock_socket; /* absolute */
         char *console_log, *vmm_log, *vsockd_log;
@@ -55,9 +58,9 @@ struct moat_sandbox {
         char tap[16];              /* the VM's tap in the sandbox network namespace, "" for none */
         /* Called by moat_sandbox_destroy once the VM, moat-vsock, the share
          * and the host cgroup (state.cgroup) are gone, before the state
-         * directory is removed and the lock released: where create's
-         * failure path runs the poststop hooks (runtime.md: after the
-         * container is deleted). NULL: nothing. */
+         * directory is removed and the lock released: where delete and
+         * create's failure path run the poststop hooks (runtime.md: after
+         * the container is deleted). NULL: nothing. */
         void (*on_destroyed) (struct moat_sandbox *sb, void *ctx);
         void *on_destroyed_ctx;
 };
@@ -76,12 +79,25 @@ int moat_sandbox_save_state (struct moat_sandbox *sb, moat_error_t *err);
 /* True (with *status) once the VMM exited; reaps it. */
 bool moat_sandbox_vm_exited (struct moat_sandbox *sb, int *status);
 
-/* Tears everything down: asks the guest to power off (if the agent is
- * connected), waits for the VMM (bounded, then SIGKILL), stops moat-vsock,
- * detaches the staged mounts, removes the host cgroup (state.cgroup),
- * calls sb->on_destroyed, removes the state dir and frees sb. The caller
- * stops the stand-in it forked first. */
-void moat_sandbox_destroy (struct moat_sandbox *sb);
+/* The sandbox a previous command left (create exits and leaves the VM,
+ * moat-vsock and the stand-in behind), from its state (taken over: st is
+ * freed with sb) and the config saved at create, for moat_sandbox_destroy.
+ * The caller holds the state lock. */
+int moat_sandbox_load (const char *root, struct moat_state *st, struct moat_sandbox **out, moat_error_t *err);
+
+/* The one teardown, of a sandbox in any state, made here (create's
+ * cleanup stack) or loaded (delete), whatever is still alive: powers the
+ * VM off (DestroySandbox, else SIGKILL; a loaded sandbox's container is
+ * killed first), stops the stand-in of a loaded sandbox (create stops the
+ * one it forked) and moat-vsock, then any process of the sandbox the state
+ * does not name (a create killed before saving the pids: they run in the
+ * state directory and name it on their command line), detaches the share
+ * and removes the host cgroup (for a "creating" state without one, the
+ * path its saved config names, if empty); then calls sb->on_destroyed and
+ * removes the state dir. Every step is tried. A loaded sandbox returns the
+ * first error and keeps its state (delete can retry) without calling
+ * on_destroyed; create's cleanup warns and removes it. Frees sb. */
+int moat_sandbox_destroy (struct moat_sandbox *sb, moat_error_t *err);
 
 /* "...last lines of the console log..." for error messages (malloc'd). */
 char *moat_sandbox_console_tail (struct moat_sandbox *sb, int lines);

@@ -70,6 +70,8 @@ char *moat_state_to_oci_json (const struct moat_state *st, const char *status, i
  * was killed), the container is "stopped" (needs st->dir, from load). */
 const char *moat_state_live_status (const struct moat_state *st);
 void moat_state_free (struct moat_state *st);
+/* Frees what st holds, not st itself (a state embedded in another struct). */
+void moat_state_clear (struct moat_state *st);
 
 /* Removes <root>/<id> (never crossing mount points). Callers hold the lock
  * and remove the state last: the id is free once it is gone. */

@@ -9,93 +9,13 @@
  * holding the lock: that is stopped, and a plain delete cleans it. --force kills
  * what is left even when the VMM or the stand-in died, and succeeds for an
  * unknown ID, as runc does. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "moat/hooks.h"
-#include "moat/lifecycle.h"
-#include "moat/log.h"
-#include "moat/oci.h"
-#include "moat/state.h"
+#include "moat/container.h"
 #include "moat/util.h"
-
-int
-moat_cli_delete (struct moat_global *g, const char *id, bool force, moat_error_t *err)
-{
-        cleanup_close int lock = -1;
-        struct moat_state *st = NULL;
-        cleanup_oci_config struct oci_config *cfg = NULL;
-        cleanup_free char *dir = NULL;
-        cleanup_free char *sj = NULL;
-        cleanup_error moat_error_t e = NULL;
-        const char *status;
-        int rc = -1;
-
-        if (moat_state_validate_id (id, err) < 0)
-                return -1;
-        dir = moat_state_dir (g->root, id);
-        if (moat_state_lock (g->root, id, &lock, err) < 0) {
-                /* --force: a create killed between making the directory
-                 * and its lock left an empty directory; nothing else is
-                 * there (a create still that far fails on its own) */
-                if (force && (*err)->errno_ == ENOENT && access (dir, F_OK) == 0) {
-                        moat_error_release (err);
-                        return moat_state_remove (g->root, id, err);
-                }
-                goto missing;
-        }
-        if (moat_state_load (g->root, id, &st, err) < 0) {
-                /* a create that died before writing its state leaves a
-                 * directory with the lock only: --force removes it */
-                if (force && (*err)->errno_ == ENOENT) {
-                        moat_error_release (err);
-                        return moat_state_remove (g->root, id, err);
-                }
-                goto missing;
-        }
-        /* "creating" counts as stopped here: we hold the lock, so the
-         * create that wrote it is gone */
-        status = moat_state_live_status (st);
-        if (strcmp (status, "stopped") != 0 && !force) {
-                moat_make_error (err, 0, "cannot delete a container that is not stopped (%s); use --force", status);
-                goto out;
-        }
-        if (oci_config_load (dir, &cfg, &e) < 0) {
-                /* a create killed early had not saved the config yet */
-                if (strcmp (st->status ? st->status : "", "creating") == 0)
-                        moat_debug ("%s: no poststop hooks: %s", id, e->msg);
-                else
-                        moat_warn ("%s: poststop hooks skipped: %s", id, e->msg);
-                moat_error_release (&e);
-        }
-        /* 1. everything on the host: VM, stand-in, moat-vsock, strays,
-         * mounts, cgroup (a failure keeps the state: delete can retry) */
-        if (moat_sandbox_teardown (g->root, st, err) < 0)
-                goto out;
-        /* 2. poststop (runtime.md: after the container is deleted), with
-         * the saved state as stopped; a failing hook is only a warning and
-         * the others still run */
-        st->pid = 0;
-        sj = moat_state_to_oci_json (st, "stopped", 0);
-        moat_hooks_run (cfg, OCI_HOOK_POSTSTOP, sj, true, NULL, &e);
-        /* 3. the state, last: the id is free once it is gone */
-        if (moat_state_remove (g->root, id, err) < 0)
-                goto out;
-        rc = 0;
-out:
-        moat_state_free (st);
-        return rc;
-missing:
-        if (force && (*err)->errno_ == ENOENT) {
-                moat_error_release (err);
-                return 0;
-        }
-        return -1;
-}
 
 static void
 usage (FILE *f)
@@ -113,6 +33,7 @@ moat_cmd_delete (struct moat_global *g, int argc, char **argv)
 {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
         bool force = false;
         int c;
@@ -134,7 +55,7 @@ moat_cmd_delete (struct moat_global *g, int argc, char **argv)
                 fprintf (stderr, "moat: delete: expected exactly one container ID (see moat delete --help)\n");
                 return 1;
         }
-        if (moat_cli_delete (g, argv[optind], force, &err) < 0) {
+        if (moat_container_delete (&ctx, argv[optind], force, &err) < 0) {
                 moat_error_wrap (&err, "delete %s", argv[optind]);
                 moat_error_print (&err, "moat");
                 return 1;

@@ -8,6 +8,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "cli.h"
+#include "moat/agent_proto.h"
 #include "moat/hypervisor.h"
 #include "moat/paths.h"
 #include "moat/sandbox.h"

@@ -12,7 +12,6 @@
 
 #include "cli.h"
 #include "moat/container.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 
 static void
@@ -35,15 +34,15 @@ on_signal (int sig)
 
 /* Prints one stats event; 1 when the container is gone (stop quietly). */
 static int
-emit (struct moat_global *g, const char *id, struct ttrpc_client *c, moat_error_t *err)
+emit (const struct moat_context *ctx, const char *id, moat_error_t *err)
 {
         struct moat_stats s;
         cleanup_free char *json = NULL;
 
-        if (moat_agent_call_stats (c, id, &s, err) < 0) {
+        if (moat_container_stats (ctx, id, &s, err) < 0) {
                 struct moat_state *st = NULL;
                 moat_error_t e2 = NULL;
-                int gone = moat_state_load (g->root, id, &st, &e2) < 0 ||
+                int gone = moat_state_load (ctx->root, id, &st, &e2) < 0 ||
                            strcmp (moat_state_live_status (st), "stopped") == 0;
                 moat_state_free (st);
                 moat_error_release (&e2);
@@ -74,8 +73,7 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         const char *interval = "5s", *id = NULL;
         int64_t ms;
         cleanup_error moat_error_t err = NULL;
-        struct moat_state *st = NULL;
-        struct ttrpc_client *client = NULL;
+        struct moat_context ctx = moat_cli_context (g);
         int c, rc = 1;
 
         optind = 1;
@@ -104,15 +102,14 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         id = argv[optind];
         if (moat_parse_duration ("--interval", interval, &ms, &err) < 0)
                 goto out;
-        if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0 ||
-            moat_container_open (g->root, id, &st, &client, &err) < 0)
+        if (moat_container_expect_status (&ctx, id, "created running paused", "running", &err) < 0)
                 goto out;
 
         signal (SIGPIPE, SIG_IGN);
         signal (SIGINT, on_signal);
         signal (SIGTERM, on_signal);
         for (;;) {
-                int r = emit (g, id, client, &err);
+                int r = emit (&ctx, id, &err);
                 if (r < 0)
                         goto out;
                 if (r > 0 || once)
@@ -127,9 +124,6 @@ moat_cmd_events (struct moat_global *g, int argc, char **argv)
         }
         rc = 0;
 out:
-        if (client)
-                ttrpc_client_free (client);
-        moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "events %s", id ? id : "");
                 moat_error_print (&err, "moat");

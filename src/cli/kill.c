@@ -8,9 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "moat/agent_client.h"
+#include "moat/container.h"
 #include "moat/oci.h"
-#include "moat/state.h"
 #include "moat/util.h"
 
 static void
@@ -28,12 +27,11 @@ moat_cmd_kill (struct moat_global *g, int argc, char **argv)
 {
         static const struct option opts[] = {
                 {"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
-        struct moat_state *st = NULL;
-        struct moat_agent *a = NULL;
-        const char *id, *sigs = "SIGTERM", *status;
+        const char *id, *sigs = "SIGTERM";
         bool all = false;
-        int c, sig, rc = 1;
+        int c, sig;
 
         optind = 1;
         opterr = 0;
@@ -61,38 +59,10 @@ moat_cmd_kill (struct moat_global *g, int argc, char **argv)
                 moat_cli_error ("kill %s: unknown signal \"%s\"", id, sigs);
                 return 1;
         }
-        if (moat_state_load (g->root, id, &st, &err) < 0)
-                goto out;
-        status = moat_state_live_status (st);
-        if (strcmp (status, "created") != 0 && strcmp (status, "running") != 0 && strcmp (status, "paused") != 0) {
-                /* as runc: --all on a stopped container has nothing left to
-                 * signal and succeeds (containerd's shim may send it after
-                 * the init process exited). "container not running" is the text
-                 * containerd and podman match on. */
-                if (all && strcmp (status, "stopped") == 0)
-                        rc = 0;
-                else
-                        moat_make_error (&err, 0, "container not running (%s)", status);
-                goto out;
-        }
-        if (sig == 0) {
-                /* the stand-in and the VM are alive (live status) */
-                rc = 0;
-                goto out;
-        }
-        if (moat_agent_open (st->vsock_socket, 5000, &a, &err) < 0) {
-                moat_error_wrap (&err, "connect to the agent");
-                goto out;
-        }
-        if (moat_agent_signal (a, id, NULL, sig, all, &err) < 0)
-                goto out;
-        rc = 0;
-out:
-        if (err) {
+        if (moat_container_kill (&ctx, id, sig, all, &err) < 0) {
                 moat_error_wrap (&err, "kill %s", id);
                 moat_error_print (&err, "moat");
+                return 1;
         }
-        moat_agent_free (a);
-        moat_state_free (st);
-        return rc;
+        return 0;
 }

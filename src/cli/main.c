@@ -75,33 +75,6 @@ moat_cli_error (const char *fmt, ...)
         free (msg);
 }
 
-int
-moat_cli_expect_status (struct moat_global *g, const char *id, const char *allowed, const char *want, moat_error_t *err)
-{
-        struct moat_state *st = NULL;
-        const char *status;
-        size_t n;
-        int r = -1;
-
-        if (moat_state_load (g->root, id, &st, err) < 0)
-                return -1;
-        status = moat_state_live_status (st);
-        n = strlen (status);
-        for (const char *p = allowed; *p;) {
-                size_t len = strcspn (p, " ");
-                if (len == n && strncmp (p, status, n) == 0) {
-                        r = 0;
-                        break;
-                }
-                p += len;
-                p += strspn (p, " ");
-        }
-        if (r < 0)
-                moat_make_error (err, 0, "container not %s (status: %s)", want, status);
-        moat_state_free (st);
-        return r;
-}
-
 /* runc's layout ("runc version X", "commit: ...", "spec: ...",
  * "libseccomp: ..."): dockerd parses the first two lines. */
 static void

@@ -10,6 +10,7 @@
 int
 moat_cmd_pause (struct moat_global *g, int argc, char **argv)
 {
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
 
         if (argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)) {
@@ -22,8 +23,7 @@ moat_cmd_pause (struct moat_global *g, int argc, char **argv)
                 moat_cli_error ("pause: expected exactly one container ID (usage: moat pause ID)");
                 return 1;
         }
-        if (moat_cli_expect_status (g, argv[1], "running", "running", &err) < 0 ||
-            moat_container_pause (g->root, argv[1], true, &err) < 0) {
+        if (moat_container_pause (&ctx, argv[1], &err) < 0) {
                 moat_error_wrap (&err, "pause %s", argv[1]);
                 moat_error_print (&err, "moat");
                 return 1;

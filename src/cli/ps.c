@@ -18,7 +18,6 @@
 #include "moat/container.h"
 #include "moat/execrec.h"
 #include "moat/state.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 
 static void
@@ -47,7 +46,6 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
         const char *format = "table", *id = NULL;
         cleanup_error moat_error_t err = NULL;
         struct moat_state *st = NULL;
-        struct ttrpc_client *client = NULL;
         struct moat_stats s = {0};
         cleanup_free pid_t *execs = NULL;
         size_t n_execs = 0;
@@ -107,11 +105,8 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
                 goto out;
         }
         if (strcmp (moat_state_live_status (st), "stopped") != 0) {
-                moat_state_free (st);
-                st = NULL;
-                if (moat_container_open (g->root, id, &st, &client, &err) < 0)
-                        goto out;
-                if (moat_agent_call_stats (client, id, &s, &err) < 0)
+                struct moat_context ctx = moat_cli_context (g);
+                if (moat_container_stats (&ctx, id, &s, &err) < 0)
                         goto out;
         }
         printf ("PID\n");
@@ -120,8 +115,6 @@ moat_cmd_ps (struct moat_global *g, int argc, char **argv)
         rc = fflush (stdout) == 0 ? 0 : 1;
 out:
         moat_stats_clear (&s);
-        if (client)
-                ttrpc_client_free (client);
         moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "ps %s", id);

@@ -10,6 +10,7 @@
 int
 moat_cmd_resume (struct moat_global *g, int argc, char **argv)
 {
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
 
         if (argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)) {
@@ -22,8 +23,7 @@ moat_cmd_resume (struct moat_global *g, int argc, char **argv)
                 moat_cli_error ("resume: expected exactly one container ID (usage: moat resume ID)");
                 return 1;
         }
-        if (moat_cli_expect_status (g, argv[1], "paused", "paused", &err) < 0 ||
-            moat_container_pause (g->root, argv[1], false, &err) < 0) {
+        if (moat_container_resume (&ctx, argv[1], &err) < 0) {
                 moat_error_wrap (&err, "resume %s", argv[1]);
                 moat_error_print (&err, "moat");
                 return 1;

@@ -51,10 +51,10 @@ print_error (const char *id, moat_error_t *err)
 }
 
 static void
-force_delete (struct moat_global *g, const char *id)
+force_delete (const struct moat_context *ctx, const char *id)
 {
         cleanup_error moat_error_t e = NULL;
-        if (moat_cli_delete (g, id, true, &e) < 0)
+        if (moat_container_delete (ctx, id, true, &e) < 0)
                 print_error (id, &e);
 }
 
@@ -98,7 +98,8 @@ wait_standin (pid_t child, int sync, int sfd, char **msg)
 int
 moat_cmd_run (struct moat_global *g, int argc, char **argv)
 {
-        struct moat_create_opts o = {0};
+        struct moat_container_create_opts o = {0};
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
         cleanup_free char *msg = NULL;
         bool detach = false, keep = false;
@@ -116,13 +117,13 @@ moat_cmd_run (struct moat_global *g, int argc, char **argv)
                 return 1;
 
         if (detach) {
-                if (moat_cli_create (g, &o, &err) < 0) {
+                if (moat_container_create (&ctx, &o, &err) < 0) {
                         print_error (o.id, &err);
                         return 1;
                 }
-                if (moat_cli_start (g, o.id, &err) < 0) {
+                if (moat_container_start (&ctx, o.id, &err) < 0) {
                         print_error (o.id, &err);
-                        force_delete (g, o.id);
+                        force_delete (&ctx, o.id);
                         return 1;
                 }
                 return 0;
@@ -148,16 +149,16 @@ moat_cmd_run (struct moat_global *g, int argc, char **argv)
         o.foreground = true;
         o.standin_pid = &child;
         o.standin_sync = &sync;
-        if (moat_cli_create (g, &o, &err) < 0) {
+        if (moat_container_create (&ctx, &o, &err) < 0) {
                 print_error (o.id, &err);
                 return 1;
         }
-        if (moat_cli_start (g, o.id, &err) < 0) {
+        if (moat_container_start (&ctx, o.id, &err) < 0) {
                 print_error (o.id, &err);
                 kill (child, SIGKILL);
                 waitpid (child, NULL, 0);
                 close (sync);
-                force_delete (g, o.id);
+                force_delete (&ctx, o.id);
                 return 1;
         }
         status = wait_standin (child, sync, sfd, &msg);
@@ -170,6 +171,6 @@ moat_cmd_run (struct moat_global *g, int argc, char **argv)
         else
                 rc = WEXITSTATUS (status);
         if (!keep)
-                force_delete (g, o.id);
+                force_delete (&ctx, o.id);
         return rc;
 }

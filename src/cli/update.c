@@ -8,16 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 #include "cli.h"
 #include "moat/container.h"
-#include "moat/json_gen.h"
 #include "moat/log.h"
 #include "moat/oci.h"
 #include "moat/resources.h"
-#include "moat/ttrpc.h"
 #include "moat/util.h"
 
 static void
@@ -47,87 +43,6 @@ update_flags_given (const struct moat_update_flags *f)
 {
         return f->memory || f->memory_swap || f->memory_reservation || f->pids_limit || f->cpu_quota || f->cpu_period ||
                f->cpu_shares || f->cpuset_cpus || f->cpuset_mems;
-}
-
-/* runc reads a zero (or "") in these fields of an update as "leave it as
- * it is": Docker sends {"memory":{"limit":0,...},"cpu":{"quota":0,...}}
- * for `docker update --blkio-weight N`, and containerd and the CRI send
- * whole resource objects. The agent would apply them literally
- * (memory.max 0 kills the container), so they are dropped here. */
-static bool
-unchanged_field (const char *section, const char *key, yajl_val v)
-{
-        static const struct {
-                const char *section, *key;
-        } zero_means_unchanged[] = {
-                {"memory", "limit"},        {"memory", "reservation"}, {"memory", "swap"},        {"memory", "kernel"},
-                {"memory", "kernelTCP"},    {"cpu", "shares"},         {"cpu", "quota"},          {"cpu", "period"},
-                {"cpu", "realtimeRuntime"}, {"cpu", "realtimePeriod"}, {"cpu", "cpus"},           {"cpu", "mems"},
-                {"pids", "limit"},          {"blockIO", "weight"},     {"blockIO", "leafWeight"},
-        };
-        bool zero = YAJL_IS_NULL (v) || (YAJL_IS_STRING (v) && *YAJL_GET_STRING (v) == '\0') ||
-                    (YAJL_IS_NUMBER (v) && strspn (YAJL_GET_NUMBER (v), "-0.eE+") == strlen (YAJL_GET_NUMBER (v)));
-
-        if (!zero)
-                return false;
-        for (size_t i = 0; i < sizeof zero_means_unchanged / sizeof zero_means_unchanged[0]; i++)
-                if (strcmp (section, zero_means_unchanged[i].section) == 0 &&
-                    strcmp (key, zero_means_unchanged[i].key) == 0)
-                        return true;
-        return false;
-}
-
-/* Writes the value of top-level member `section`, leaving out the fields
- * unchanged_field() names when it is an object. */
-static void
-gen_section (yajl_gen g, yajl_val v, const char *section)
-{
-        if (!YAJL_IS_OBJECT (v)) {
-                moat_gen_value (g, v);
-                return;
-        }
-        yajl_gen_map_open (g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-                const char *k = v->u.object.keys[i];
-                if (unchanged_field (section, k, v->u.object.values[i]))
-                        continue;
-                moat_gen_str (g, k);
-                moat_gen_value (g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close (g);
-}
-
-/* The resources JSON without the fields runc would leave unchanged, and
- * without "devices". */
-static int
-drop_unchanged (const char *json, char **out, moat_error_t *err)
-{
-        char ebuf[256] = "";
-        yajl_val tree = yajl_tree_parse (json, ebuf, sizeof ebuf);
-        yajl_gen g;
-        const unsigned char *buf;
-        size_t len;
-
-        if (tree == NULL || !YAJL_IS_OBJECT (tree)) {
-                yajl_tree_free (tree);
-                return moat_make_error (err, 0, "resources: expected a JSON object%s%s", *ebuf ? ": " : "", ebuf);
-        }
-        g = yajl_gen_alloc (NULL);
-        yajl_gen_map_open (g);
-        for (size_t i = 0; i < tree->u.object.len; i++) {
-                /* runc's update never changes the device rules (containerd
-                 * and the CRI send the container's whole list back) */
-                if (strcmp (tree->u.object.keys[i], "devices") == 0)
-                        continue;
-                moat_gen_str (g, tree->u.object.keys[i]);
-                gen_section (g, tree->u.object.values[i], tree->u.object.keys[i]);
-        }
-        yajl_gen_map_close (g);
-        yajl_gen_get_buf (g, &buf, &len);
-        *out = xstrndup ((const char *)buf, len);
-        yajl_gen_free (g);
-        yajl_tree_free (tree);
-        return 0;
 }
 
 enum {
@@ -171,10 +86,9 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         };
         struct moat_update_flags f = {0};
         const char *resources = NULL, *id;
+        struct moat_context ctx = moat_cli_context (g);
         cleanup_error moat_error_t err = NULL;
-        cleanup_free char *json = NULL, *sent = NULL;
-        struct moat_state *st = NULL;
-        struct ttrpc_client *client = NULL;
+        cleanup_free char *json = NULL;
         int c, idx = 0, rc = 1;
 
         optind = 1;
@@ -262,7 +176,7 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         } else if (!update_flags_given (&f)) {
                 /* runc: nothing to change is not an error, but the
                  * container must still be there and running */
-                if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
+                if (moat_container_update (&ctx, id, NULL, &err) < 0)
                         goto fail;
                 moat_debug ("update %s: no limit given, nothing changed", id);
                 rc = 0;
@@ -270,20 +184,10 @@ moat_cmd_update (struct moat_global *g, int argc, char **argv)
         } else if (moat_update_resources_json (&f, &json, &err) < 0)
                 goto fail;
 
-        if (drop_unchanged (json, &sent, &err) < 0)
-                goto fail;
-        moat_debug ("update %s: %s", id, sent);
-        if (moat_cli_expect_status (g, id, "created running paused", "running", &err) < 0)
-                goto fail;
-        if (moat_container_open (g->root, id, &st, &client, &err) < 0)
-                goto fail;
-        if (moat_agent_call_update (client, id, sent, &err) < 0)
+        if (moat_container_update (&ctx, id, json, &err) < 0)
                 goto fail;
         rc = 0;
 fail:
-        if (client)
-                ttrpc_client_free (client);
-        moat_state_free (st);
         if (err) {
                 moat_error_wrap (&err, "update %s", id ? id : "");
                 moat_error_print (&err, "moat");

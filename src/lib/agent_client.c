@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ttrpc calls to moat-agent (service moat.agent.v1.Agent on vsock 1024). */
+/* The one host-side client of moat-agent: hybrid-vsock connections through
+ * the sandbox's Unix socket (Firecracker's convention, served by moat-vsock
+ * or moat-vmm: "CONNECT <port>\n" -> "OK <host port>\n", then the stream is
+ * the vsock connection), ttrpc calls to MOAT_AGENT_SERVICE on
+ * MOAT_AGENT_PORT, and stdio streams on MOAT_STDIO_PORT. Every call goes
+ * through call(), whose deadline comes from one table (timeouts[]). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,11 +21,93 @@
 #include "moat/agent_client.h"
 #include "moat/log.h"
 #include "moat/net.h"
+#include "moat/paths.h"
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 
-/* Calls that do their work at once; Wait has no deadline. */
-#define CALL_TIMEOUT_MS 60000
+/* Reads one '\n'-terminated line byte by byte (the bytes after it belong to
+ * the connection), within the deadline. */
+static int
+read_line (int fd, char *buf, size_t len, int64_t deadline, moat_error_t *err)
+{
+        size_t n = 0;
+        while (n + 1 < len) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int64_t left = deadline - now_ms ();
+                ssize_t r;
+                if (left <= 0)
+                        return moat_make_error (err, ETIMEDOUT, "no answer");
+                r = poll (&p, 1, left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return moat_make_error (err, errno, "poll");
+                if (r == 0)
+                        continue;
+                r = read (fd, buf + n, 1);
+                if (r < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (r < 0)
+                        return moat_make_error (err, errno, "read");
+                if (r == 0)
+                        return moat_make_error (err, ECONNRESET, "connection closed");
+                if (buf[n] == '\n') {
+                        buf[n] = '\0';
+                        return 0;
+                }
+                n++;
+        }
+        return moat_make_error (err, EPROTO, "answer line too long");
+}
+
+int
+moat_hybrid_connect (const char *hybrid_sock, uint32_t port, int timeout_ms, moat_error_t *err)
+{
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        cleanup_close int dirfd = -1;
+        cleanup_close int fd = -1;
+        int64_t deadline = now_ms () + timeout_ms;
+        char line[128];
+        int len;
+
+        if (moat_unix_path (hybrid_sock, sun.sun_path, sizeof sun.sun_path, &dirfd, err) < 0)
+                return -1;
+        fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return moat_make_error (err, errno, "socket");
+        if (connect (fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+                return moat_make_error (err, errno, "connect %s", hybrid_sock);
+        len = snprintf (line, sizeof line, "CONNECT %u\n", port);
+        if (send_all (fd, line, len) < 0)
+                return moat_make_error (err, errno, "write %s", hybrid_sock);
+        if (read_line (fd, line, sizeof line, deadline, err) < 0)
+                return moat_error_wrap (err, "vsock port %u", port);
+        if (strncmp (line, "OK ", 3) != 0)
+                return moat_make_error (err, ECONNREFUSED, "vsock port %u: %s", port, line);
+        return steal_fd (&fd);
+}
+
+int
+moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exec_id, const char *stream,
+                        int timeout_ms, moat_error_t *err)
+{
+        cleanup_close int fd = -1;
+        cleanup_free char *hdr = NULL;
+        char line[512];
+
+        fd = moat_hybrid_connect (hybrid_sock, MOAT_STDIO_PORT, timeout_ms, err);
+        if (fd < 0)
+                return moat_error_wrap (err, "open %s stream", stream);
+        hdr = xasprintf_r ("STDIO %s %s %s\n", id, exec_id && *exec_id ? exec_id : "-", stream);
+        if (send_all (fd, hdr, strlen (hdr)) < 0)
+                return moat_make_error (err, errno, "open %s stream", stream);
+        if (read_line (fd, line, sizeof line, now_ms () + timeout_ms, err) < 0)
+                return moat_error_wrap (err, "open %s stream", stream);
+        if (strcmp (line, "OK") != 0)
+                return moat_make_error (err, EIO, "open %s stream: %s", stream,
+                                        strncmp (line, "ERR ", 4) == 0 ? line + 4 : line);
+        return steal_fd (&fd);
+}
 
 struct moat_agent {
         struct ttrpc_client *c;
@@ -29,13 +121,48 @@ moat_agent_set_hooks_time (struct moat_agent *a, int ms)
         a->hooks_ms = ms > 0 ? ms : 0;
 }
 
+/* The timeout policy: how long each call may take. Calls do their work at
+ * once, within CALL_TIMEOUT_MS, except those named here; WaitProcess has no
+ * deadline (0), and CreateContainer/StartContainer also get the time their
+ * hooks may take (moat_agent_set_hooks_time). */
+#define CALL_TIMEOUT_MS 60000
+static const struct {
+        const char *method;
+        int timeout_ms;
+        bool plus_hooks;
+} timeouts[] = {
+        {"Check", 5000, false},
+        {"CreateContainer", CALL_TIMEOUT_MS, true},
+        {"StartContainer", CALL_TIMEOUT_MS, true},
+        {"WaitProcess", 0, false},
+        {"RemoveContainer", 10000, false},
+        {"TtyWinResize", 5000, false},
+        {"CloseStdin", 5000, false},
+        /* the guest may power off before its reply leaves */
+        {"DestroySandbox", 5000, false},
+        {"PauseContainer", 30000, false},
+        {"ResumeContainer", 30000, false},
+        {"StatsContainer", 30000, false},
+        {"UpdateContainer", 30000, false},
+        {"SyncClock", 5000, false},
+};
+
+static int
+call_timeout (const struct moat_agent *a, const char *method)
+{
+        for (size_t i = 0; i < ARRAY_SIZE (timeouts); i++)
+                if (strcmp (timeouts[i].method, method) == 0)
+                        return timeouts[i].timeout_ms + (timeouts[i].plus_hooks ? a->hooks_ms : 0);
+        return CALL_TIMEOUT_MS;
+}
+
 static int
 call (struct moat_agent *a, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-      ProtobufCMessage **resp, int timeout_ms, moat_error_t *err)
+      ProtobufCMessage **resp, moat_error_t *err)
 {
         ProtobufCMessage *r = NULL;
         if (ttrpc_call (a->c, MOAT_AGENT_SERVICE, method, req, rd ? rd : &moat__agent__v1__empty__descriptor, &r,
-                        timeout_ms, err) < 0)
+                        call_timeout (a, method), err) < 0)
                 return -1;
         if (resp)
                 *resp = r;
@@ -100,7 +227,7 @@ moat_agent_check (struct moat_agent *a, char **version, char **release, moat_err
 {
         Moat__Agent__V1__CheckRequest req = MOAT__AGENT__V1__CHECK_REQUEST__INIT;
         Moat__Agent__V1__CheckResponse *resp = NULL;
-        if (call (a, "Check", &req.base, &moat__agent__v1__check_response__descriptor, (ProtobufCMessage **)&resp, 5000,
+        if (call (a, "Check", &req.base, &moat__agent__v1__check_response__descriptor, (ProtobufCMessage **)&resp,
                   err) < 0)
                 return -1;
         if (version)
@@ -257,7 +384,7 @@ moat_agent_create_container_net (struct moat_agent *a, const char *id, const cha
                 req.interfaces = net_msgs (ifs, n_ifs);
         }
         r = call (a, "CreateContainer", &req.base, &moat__agent__v1__create_container_response__descriptor,
-                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS + a->hooks_ms, err);
+                  (ProtobufCMessage **)&resp, err);
         net_msgs_free (req.interfaces, req.n_interfaces);
         if (r < 0)
                 return -1;
@@ -279,7 +406,7 @@ moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *
 {
         Moat__Agent__V1__StartContainerRequest req = MOAT__AGENT__V1__START_CONTAINER_REQUEST__INIT;
         req.container_id = (char *)id;
-        return call (a, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT_MS + a->hooks_ms, err);
+        return call (a, "StartContainer", &req.base, NULL, NULL, err);
 }
 
 int
@@ -290,7 +417,7 @@ moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, in
         req.exec_id = (char *)(exec_id ? exec_id : "");
         req.signal = sig;
         req.all = all;
-        return call (a, "SignalProcess", &req.base, NULL, NULL, CALL_TIMEOUT_MS, err);
+        return call (a, "SignalProcess", &req.base, NULL, NULL, err);
 }
 
 int
@@ -302,7 +429,7 @@ moat_agent_wait_exit (struct moat_agent *a, const char *id, const char *exec_id,
         req.container_id = (char *)id;
         req.exec_id = (char *)(exec_id ? exec_id : "");
         if (call (a, "WaitProcess", &req.base, &moat__agent__v1__wait_process_response__descriptor,
-                  (ProtobufCMessage **)&resp, 0, err) < 0)
+                  (ProtobufCMessage **)&resp, err) < 0)
                 return -1;
         ex->status = resp->status;
         ex->signaled = resp->signaled;
@@ -335,7 +462,7 @@ moat_agent_exec_process (struct moat_agent *a, const char *id, const char *exec_
         req.process_json = (char *)process_json;
         req.stdio = &s;
         if (call (a, "ExecProcess", &req.base, &moat__agent__v1__exec_process_response__descriptor,
-                  (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, err) < 0)
+                  (ProtobufCMessage **)&resp, err) < 0)
                 return -1;
         if (pid)
                 *pid = resp->pid;
@@ -349,7 +476,7 @@ moat_agent_remove_container (struct moat_agent *a, const char *id, bool force, m
         Moat__Agent__V1__RemoveContainerRequest req = MOAT__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
         req.container_id = (char *)id;
         req.force = force;
-        return call (a, "RemoveContainer", &req.base, NULL, NULL, 10000, err);
+        return call (a, "RemoveContainer", &req.base, NULL, NULL, err);
 }
 
 int
@@ -361,7 +488,7 @@ moat_agent_tty_resize (struct moat_agent *a, const char *id, const char *exec_id
         req.exec_id = (char *)(exec_id ? exec_id : "");
         req.rows = rows;
         req.cols = cols;
-        return call (a, "TtyWinResize", &req.base, NULL, NULL, 5000, err);
+        return call (a, "TtyWinResize", &req.base, NULL, NULL, err);
 }
 
 int
@@ -370,7 +497,7 @@ moat_agent_close_stdin (struct moat_agent *a, const char *id, const char *exec_i
         Moat__Agent__V1__CloseStdinRequest req = MOAT__AGENT__V1__CLOSE_STDIN_REQUEST__INIT;
         req.container_id = (char *)id;
         req.exec_id = (char *)(exec_id ? exec_id : "");
-        return call (a, "CloseStdin", &req.base, NULL, NULL, 5000, err);
+        return call (a, "CloseStdin", &req.base, NULL, NULL, err);
 }
 
 int
@@ -380,7 +507,66 @@ moat_agent_destroy_sandbox (struct moat_agent *a, moat_error_t *err)
         req.reboot = false;
         /* The guest may power off before its reply leaves: callers treat a
          * failure as "probably gone" and check the VMM. */
-        return call (a, "DestroySandbox", &req.base, NULL, NULL, 5000, err);
+        return call (a, "DestroySandbox", &req.base, NULL, NULL, err);
+}
+
+int
+moat_agent_pause (struct moat_agent *a, const char *id, moat_error_t *err)
+{
+        Moat__Agent__V1__PauseContainerRequest req = MOAT__AGENT__V1__PAUSE_CONTAINER_REQUEST__INIT;
+        req.container_id = (char *)id;
+        return call (a, "PauseContainer", &req.base, NULL, NULL, err);
+}
+
+int
+moat_agent_resume (struct moat_agent *a, const char *id, moat_error_t *err)
+{
+        Moat__Agent__V1__ResumeContainerRequest req = MOAT__AGENT__V1__RESUME_CONTAINER_REQUEST__INIT;
+        req.container_id = (char *)id;
+        return call (a, "ResumeContainer", &req.base, NULL, NULL, err);
+}
+
+int
+moat_agent_update (struct moat_agent *a, const char *id, const char *resources_json, moat_error_t *err)
+{
+        Moat__Agent__V1__UpdateContainerRequest req = MOAT__AGENT__V1__UPDATE_CONTAINER_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.resources_json = (char *)resources_json;
+        return call (a, "UpdateContainer", &req.base, NULL, NULL, err);
+}
+
+int
+moat_agent_stats (struct moat_agent *a, const char *id, struct moat_stats *out, moat_error_t *err)
+{
+        Moat__Agent__V1__StatsContainerRequest req = MOAT__AGENT__V1__STATS_CONTAINER_REQUEST__INIT;
+        Moat__Agent__V1__StatsContainerResponse *r = NULL;
+
+        req.container_id = (char *)id;
+        if (call (a, "StatsContainer", &req.base, &moat__agent__v1__stats_container_response__descriptor,
+                  (ProtobufCMessage **)&r, err) < 0)
+                return -1;
+        memset (out, 0, sizeof *out);
+        out->memory_usage = r->memory_usage;
+        out->memory_limit = r->memory_limit;
+        out->memory_max_usage = r->memory_max_usage;
+        out->cpu_usage_usec = r->cpu_usage_usec;
+        out->cpu_user_usec = r->cpu_user_usec;
+        out->cpu_system_usec = r->cpu_system_usec;
+        out->pids_current = r->pids_current;
+        out->pids_limit = r->pids_limit;
+        out->n_pids = r->n_pids;
+        out->pids = xmalloc ((r->n_pids ? r->n_pids : 1) * sizeof (uint32_t));
+        for (size_t i = 0; i < r->n_pids; i++)
+                out->pids[i] = r->pids[i];
+        protobuf_c_message_free_unpacked (&r->base, NULL);
+        return 0;
+}
+
+void
+moat_stats_clear (struct moat_stats *s)
+{
+        free (s->pids);
+        memset (s, 0, sizeof *s);
 }
 
 int
@@ -396,7 +582,7 @@ moat_agent_sync_clock (struct moat_agent *a, bool step, int64_t *offset_ns, moat
         req.realtime_nsec = now.tv_nsec;
         req.step = step;
         if (call (a, "SyncClock", &req.base, &moat__agent__v1__sync_clock_response__descriptor,
-                  (ProtobufCMessage **)&resp, 5000, err) < 0)
+                  (ProtobufCMessage **)&resp, err) < 0)
                 return moat_error_wrap (err, "set the guest's clock");
         if (offset_ns)
                 *offset_ns = resp->offset_ns;

@@ -3,55 +3,15 @@
  * vhost-user-vsock-device (moat-vsock) and virtio-9p-device. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "moat/hypervisor.h"
 #include "moat/log.h"
 #include "moat/process.h"
 #include "moat/util.h"
-
-bool
-moat_kvm_usable (void)
-{
-        cleanup_free char *cpuinfo = NULL;
-        int fd;
-
-        if (read_file ("/proc/cpuinfo", &cpuinfo, NULL, NULL) < 0)
-                return false;
-        if (strstr (cpuinfo, " vmx") == NULL && strstr (cpuinfo, " svm") == NULL)
-                return false;
-        fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        close (fd);
-        return true;
-}
-
-void
-moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
-{
-        const struct oci_resources *r = cfg && cfg->linux_ ? cfg->linux_->resources : NULL;
-        long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
-
-        *mem_mib = MOAT_VM_DEFAULT_MIB;
-        *vcpus = 1;
-        if (r && r->has_memory_limit && r->memory_limit > 0)
-                *mem_mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
-        if (r && r->has_cpu_quota && r->cpu_quota > 0) {
-                uint64_t period = r->has_cpu_period && r->cpu_period > 0 ? r->cpu_period : 100000;
-                uint64_t n = ((uint64_t)r->cpu_quota + period - 1) / period;
-                *vcpus = n < 1 ? 1 : n;
-        }
-        if (ncpu > 0 && *vcpus > (unsigned)ncpu)
-                *vcpus = ncpu;
-}
-
-char *
-moat_vm_cmdline (bool debug)
-{
-        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s", debug ? " moat.debug=1" : "");
-}
 
 /* QEMU option values double their commas. */
 static char *
@@ -67,8 +27,8 @@ qemu_escape (const char *s)
         return out;
 }
 
-static const char *
-qemu_binary (void)
+const char *
+moat_qemu_binary (void)
 {
         const char *q = getenv ("MOAT_QEMU");
         return q && *q ? q : "/usr/bin/qemu-system-x86_64";
@@ -77,7 +37,7 @@ qemu_binary (void)
 static int
 qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
-        bool kvm = moat_kvm_usable ();
+        bool kvm = c->host->kvm_openable && c->host->hw_flag != NULL;
         cleanup_free char *machine = NULL;
         cleanup_free char *memobj = NULL;
         cleanup_free char *mem = NULL;
@@ -101,7 +61,7 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         chardev = xasprintf_r ("socket,id=vsock,path=%s", e_sock);
         fsdev = xasprintf_r ("local,id=share,path=%s,security_model=passthrough,multidevs=remap", e_share);
 
-        argv[n++] = qemu_binary ();
+        argv[n++] = moat_qemu_binary ();
         argv[n++] = "-name";
         argv[n++] = "moat";
         argv[n++] = "-M";
@@ -135,7 +95,7 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = "-fsdev";
         argv[n++] = fsdev;
         argv[n++] = "-device";
-        argv[n++] = "virtio-9p-device,fsdev=share,mount_tag=moatshare";
+        argv[n++] = "virtio-9p-device,fsdev=share,mount_tag=" MOAT_SHARE_TAG;
         if (c->tap && c->tap_fd >= 0) {
                 /* the tap (made in the sandbox network namespace) as fd 3 */
                 o.pass_fd = c->tap_fd;
@@ -159,15 +119,50 @@ const struct moat_hypervisor moat_qemu_hypervisor = {
         .start = qemu_start,
 };
 
-const struct moat_hypervisor *
-moat_hypervisor_get (const char *name, moat_error_t *err)
+/* Runs `bin --version`; returns its first output line or NULL (*error set). */
+char *
+moat_qemu_version (const char *bin, char **error)
 {
-        if (name == NULL || strcmp (name, "auto") == 0)
-                name = moat_hypervisor_auto (NULL);
-        if (strcmp (name, "qemu") == 0)
-                return &moat_qemu_hypervisor;
-        if (strcmp (name, "moat-vmm") == 0)
-                return &moat_vmm_hypervisor;
-        moat_make_error (err, EINVAL, "unknown hypervisor \"%s\" (known: qemu, moat-vmm, auto)", name);
-        return NULL;
+        int p[2];
+        if (access (bin, X_OK) < 0) {
+                *error = xasprintf_r ("%s: %s", bin, strerror (errno));
+                return NULL;
+        }
+        if (pipe2 (p, O_CLOEXEC) < 0) {
+                *error = xasprintf_r ("pipe: %s", strerror (errno));
+                return NULL;
+        }
+        pid_t pid = fork ();
+        if (pid < 0) {
+                *error = xasprintf_r ("fork: %s", strerror (errno));
+                close (p[0]);
+                close (p[1]);
+                return NULL;
+        }
+        if (pid == 0) {
+                int null = open ("/dev/null", O_RDWR);
+                dup2 (null, 0);
+                dup2 (p[1], 1);
+                dup2 (null, 2);
+                execl (bin, bin, "--version", (char *)NULL);
+                _exit (127);
+        }
+        close (p[1]);
+        char buf[512];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof buf - 1 && ((r = read (p[0], buf + n, sizeof buf - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+                if (r > 0)
+                        n += r;
+        buf[n] = '\0';
+        close (p[0]);
+        int st;
+        while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (!WIFEXITED (st) || WEXITSTATUS (st) != 0 || n == 0) {
+                *error = xasprintf_r ("%s --version failed", bin);
+                return NULL;
+        }
+        buf[strcspn (buf, "\n")] = '\0';
+        return xstrdup (buf);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "moat/resources.h"
 #include "moat/util.h"
@@ -231,5 +232,84 @@ moat_update_resources_json (const struct moat_update_flags *f, char **out, moat_
         yajl_gen_get_buf (g, &buf, &len);
         *out = xstrndup ((const char *)buf, len);
         yajl_gen_free (g);
+        return 0;
+}
+
+/* runc reads a zero (or "") in these fields of an update as "leave it as
+ * it is": Docker sends {"memory":{"limit":0,...},"cpu":{"quota":0,...}}
+ * for `docker update --blkio-weight N`, and containerd and the CRI send
+ * whole resource objects. The agent would apply them literally
+ * (memory.max 0 kills the container), so they are dropped here. */
+static bool
+unchanged_field (const char *section, const char *key, yajl_val v)
+{
+        static const struct {
+                const char *section, *key;
+        } zero_means_unchanged[] = {
+                {"memory", "limit"},        {"memory", "reservation"}, {"memory", "swap"},        {"memory", "kernel"},
+                {"memory", "kernelTCP"},    {"cpu", "shares"},         {"cpu", "quota"},          {"cpu", "period"},
+                {"cpu", "realtimeRuntime"}, {"cpu", "realtimePeriod"}, {"cpu", "cpus"},           {"cpu", "mems"},
+                {"pids", "limit"},          {"blockIO", "weight"},     {"blockIO", "leafWeight"},
+        };
+        bool zero = YAJL_IS_NULL (v) || (YAJL_IS_STRING (v) && *YAJL_GET_STRING (v) == '\0') ||
+                    (YAJL_IS_NUMBER (v) && strspn (YAJL_GET_NUMBER (v), "-0.eE+") == strlen (YAJL_GET_NUMBER (v)));
+
+        if (!zero)
+                return false;
+        for (size_t i = 0; i < sizeof zero_means_unchanged / sizeof zero_means_unchanged[0]; i++)
+                if (strcmp (section, zero_means_unchanged[i].section) == 0 &&
+                    strcmp (key, zero_means_unchanged[i].key) == 0)
+                        return true;
+        return false;
+}
+
+/* Writes the value of top-level member `section`, leaving out the fields
+ * unchanged_field() names when it is an object. */
+static void
+gen_section (yajl_gen g, yajl_val v, const char *section)
+{
+        if (!YAJL_IS_OBJECT (v)) {
+                moat_gen_value (g, v);
+                return;
+        }
+        yajl_gen_map_open (g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+                const char *k = v->u.object.keys[i];
+                if (unchanged_field (section, k, v->u.object.values[i]))
+                        continue;
+                moat_gen_str (g, k);
+                moat_gen_value (g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close (g);
+}
+
+int
+moat_resources_drop_unchanged (const char *json, char **out, moat_error_t *err)
+{
+        char ebuf[256] = "";
+        yajl_val tree = yajl_tree_parse (json, ebuf, sizeof ebuf);
+        yajl_gen g;
+        const unsigned char *buf;
+        size_t len;
+
+        if (tree == NULL || !YAJL_IS_OBJECT (tree)) {
+                yajl_tree_free (tree);
+                return moat_make_error (err, 0, "resources: expected a JSON object%s%s", *ebuf ? ": " : "", ebuf);
+        }
+        g = yajl_gen_alloc (NULL);
+        yajl_gen_map_open (g);
+        for (size_t i = 0; i < tree->u.object.len; i++) {
+                /* runc's update never changes the device rules (containerd
+                 * and the CRI send the container's whole list back) */
+                if (strcmp (tree->u.object.keys[i], "devices") == 0)
+                        continue;
+                moat_gen_str (g, tree->u.object.keys[i]);
+                gen_section (g, tree->u.object.values[i], tree->u.object.keys[i]);
+        }
+        yajl_gen_map_close (g);
+        yajl_gen_get_buf (g, &buf, &len);
+        *out = xstrndup ((const char *)buf, len);
+        yajl_gen_free (g);
+        yajl_tree_free (tree);
         return 0;
 }

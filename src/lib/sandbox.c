@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "moat/hostcgroup.h"
@@ -20,7 +25,9 @@
 #include "moat/util.h"
 
 #define VSOCKD_READY_TIMEOUT_MS 10000
-#define VMM_EXIT_TIMEOUT_MS 5000
+#define VM_POWEROFF_TIMEOUT_MS 5000
+#define STANDIN_EXIT_TIMEOUT_MS 2000
+#define AGENT_OPEN_TIMEOUT_MS 2000
 
 /* Character devices the guest kernel itself provides: a linux.devices entry
  * naming one of these is created inside the guest (at whatever path the
@@ -220,6 +227,7 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         cleanup_free char *initrd = NULL;
         cleanup_free char *cmdline = moat_vm_cmdline (o->debug);
         struct moat_vm_config vc = {0};
+        struct moat_host_info host;
         cleanup_close int tap_fd = -1;
 
         if (hv == NULL)
@@ -241,6 +249,8 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.console_log = sb->console_log;
         vc.vmm_log = sb->vmm_log;
         vc.workdir = sb->dir;
+        moat_host_probe (&host);
+        vc.host = &host;
         vc.die_with_parent = o->die_with_parent;
         vc.tap_fd = -1;
         vc.netns_fd = -1;
@@ -320,6 +330,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         sb->lock_fd = -1;
         sb->root = xstrdup (o->root);
         sb->id = xstrdup (o->id);
+        sb->cfg = o->cfg; /* ours now, whatever happens */
 
         /* 1. validate: nothing is created before this passes */
         if (moat_state_validate_id (o->id, err) < 0)
@@ -333,7 +344,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
                 goto fail;
         }
         sb->bundle = xstrdup (bundle);
-        if (oci_config_load (bundle, &sb->cfg, err) < 0)
+        if (sb->cfg == NULL && oci_config_load (bundle, &sb->cfg, err) < 0)
                 goto fail;
         if (moat_sandbox_check_config (sb->cfg, err) < 0)
                 goto fail;
@@ -386,70 +397,271 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         return 0;
 
 fail:
-        moat_sandbox_destroy (sb);
+        moat_sandbox_destroy (sb, NULL);
         return -1;
 }
 
-void
-moat_sandbox_destroy (struct moat_sandbox *sb)
+static bool
+wait_gone (pid_t pid, unsigned long long start, int timeout_ms)
+{
+        int64_t deadline = now_ms () + timeout_ms;
+        for (;;) {
+                int st;
+                /* reap it if it happens to be ours (run --keep, tests) */
+                waitpid (pid, &st, WNOHANG);
+                if (!moat_pid_alive (pid, start))
+                        return true;
+                if (now_ms () >= deadline)
+                        return false;
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep (&ts, NULL);
+        }
+}
+
+static void
+stop_process (pid_t pid, unsigned long long start, int sig, int timeout_ms)
+{
+        if (!moat_pid_alive (pid, start))
+                return;
+        if (kill (pid, sig) < 0)
+                return;
+        if (wait_gone (pid, start, timeout_ms))
+                return;
+        if (sig != SIGKILL && kill (pid, SIGKILL) < 0)
+                return;
+        wait_gone (pid, start, 5000);
+}
+
+/* The processes a sandbox runs on the host outside the state's pids: a
+ * create killed between starting moat-vsock or the VMM and saving their
+ * pids leaves them unrecorded. Both run in the state directory (their
+ * working directory) and name files in it on their command line; a
+ * process that does both is the sandbox's, whoever else has a shell there. */
+static void
+stop_strays (const char *dir)
+{
+        char real[PATH_MAX];
+        struct stat want;
+        DIR *d;
+        struct dirent *de;
+
+        if (realpath (dir, real) == NULL || stat (real, &want) < 0)
+                return;
+        d = opendir ("/proc");
+        if (d == NULL)
+                return;
+        while ((de = readdir (d)) != NULL) {
+                char path[64];
+                cleanup_free char *cmd = NULL;
+                cleanup_error moat_error_t e = NULL;
+                struct stat cwd;
+                size_t len = 0;
+                bool named = false;
+                pid_t pid = (pid_t)atoi (de->d_name);
+                if (pid <= 0 || pid == getpid ())
+                        continue;
+                snprintf (path, sizeof path, "/proc/%d/cwd", (int)pid);
+                if (stat (path, &cwd) < 0 || cwd.st_dev != want.st_dev || cwd.st_ino != want.st_ino)
+                        continue;
+                snprintf (path, sizeof path, "/proc/%d/cmdline", (int)pid);
+                if (read_file (path, &cmd, &len, &e) < 0)
+                        continue;
+                for (size_t i = 0; i < len && !named; i += strlen (cmd + i) + 1)
+                        named = strstr (cmd + i, real) != NULL || strstr (cmd + i, dir) != NULL;
+                if (!named)
+                        continue;
+                moat_debug ("%s: stopping unrecorded process %d", dir, (int)pid);
+                stop_process (pid, moat_pid_start_time (pid), SIGKILL, 5000);
+        }
+        closedir (d);
+}
+
+/* The host cgroup of a create killed before it saved the cgroup's path in
+ * the state: the path its saved config names (create makes it only after
+ * saving the config). Only an empty cgroup goes (rmdir). */
+static void
+remove_unrecorded_cgroup (const char *root, const char *dir, const struct moat_state *st)
+{
+        cleanup_oci_config struct oci_config *cfg = NULL;
+        cleanup_error moat_error_t e = NULL;
+        const char *cp;
+        char *paths[2] = {NULL, NULL};
+
+        if (st->cgroup || st->status == NULL || strcmp (st->status, "creating") != 0)
+                return;
+        if (oci_config_load (dir, &cfg, &e) < 0)
+                return; /* create died before it saved the config: no cgroup yet */
+        cp = cfg->linux_ ? cfg->linux_->cgroups_path : NULL;
+        if (moat_hostcg_resolve (cp, root, st->id, false, &paths[0], &e) < 0)
+                return; /* create refused it before making anything */
+        /* no cgroupsPath: the default depends on --systemd-cgroup */
+        if (cp == NULL || *cp == '\0')
+                moat_hostcg_resolve (NULL, root, st->id, true, &paths[1], &e);
+        for (int i = 0; i < 2; i++) {
+                cleanup_error moat_error_t e2 = NULL;
+                if (paths[i] && moat_hostcg_remove (paths[i], 200, &e2) < 0)
+                        moat_debug ("%s: cgroup %s: %s", st->id, paths[i], e2->msg);
+                free (paths[i]);
+        }
+}
+
+/* A failed teardown step: create's cleanup warns and goes on (it
+ * reports the error that made it clean up); delete returns the first. */
+static void
+step_failed (struct moat_sandbox *sb, moat_error_t *e, moat_error_t *first)
+{
+        if (sb->state_created || *first != NULL) {
+                moat_warn ("%s: %s", sb->id, (*e)->msg);
+                moat_error_release (e);
+                return;
+        }
+        *first = *e;
+        *e = NULL;
+}
+
+/* The VM: ask the guest to power off (through the connection create has,
+ * else a new one), else kill the VMM. A loaded sandbox whose container
+ * still runs gets it killed first, so that its stand-in reports 137
+ * rather than a lost VM. */
+static void
+stop_vm (struct moat_sandbox *sb)
 {
         cleanup_error moat_error_t e = NULL;
-        bool destroy_sent = false;
+        bool asked = false;
 
-        if (sb == NULL)
+        if (sb->state_created)
+                moat_sandbox_vm_exited (sb, NULL); /* reaps our child if it is gone */
+        if (sb->vmm_pid <= 0 || sb->vmm_reaped || !moat_pid_alive (sb->vmm_pid, sb->state.vmm_start))
                 return;
+        /* a guest that never answered create is killed at once */
+        if (sb->agent == NULL && !sb->state_created && sb->vsock_socket &&
+            moat_agent_open (sb->vsock_socket, AGENT_OPEN_TIMEOUT_MS, &sb->agent, &e) < 0) {
+                moat_debug ("%s: agent: %s", sb->id, e->msg);
+                moat_error_release (&e);
+        }
         if (sb->agent) {
-                if (!moat_sandbox_vm_exited (sb, NULL)) {
-                        destroy_sent = true;
-                        if (moat_agent_destroy_sandbox (sb->agent, &e) < 0) {
-                                moat_debug ("DestroySandbox: %s", e->msg);
+                const struct moat_state *st = &sb->state;
+                if (!sb->state_created && strcmp (moat_state_live_status (st), "stopped") != 0) {
+                        if (moat_agent_signal (sb->agent, st->id, NULL, SIGKILL, true, &e) < 0) {
+                                moat_debug ("%s: SIGKILL: %s", st->id, e->msg);
                                 moat_error_release (&e);
+                        } else if (st->pid > 0 && st->pid != sb->vmm_pid && st->pid != getpid ()) {
+                                wait_gone (st->pid, st->pid_start, STANDIN_EXIT_TIMEOUT_MS);
                         }
                 }
+                if (moat_agent_destroy_sandbox (sb->agent, &e) < 0) {
+                        moat_debug ("%s: DestroySandbox: %s", sb->id, e->msg);
+                        moat_error_release (&e);
+                }
+                asked = true;
                 moat_agent_free (sb->agent);
                 sb->agent = NULL;
         }
-        if (sb->vmm_pid > 0 && !sb->vmm_reaped) {
-                /* After DestroySandbox the guest powers off by itself; a
-                 * guest that never answered is killed at once. */
-                int st;
-                if (!destroy_sent || moat_wait_pid (sb->vmm_pid, VMM_EXIT_TIMEOUT_MS, &st) == 0)
-                        moat_stop_pid (sb->vmm_pid, SIGKILL, VMM_EXIT_TIMEOUT_MS);
-                sb->vmm_reaped = true;
+        if (!asked || !wait_gone (sb->vmm_pid, sb->state.vmm_start, VM_POWEROFF_TIMEOUT_MS))
+                stop_process (sb->vmm_pid, sb->state.vmm_start, SIGKILL, 5000);
+        sb->vmm_reaped = true;
+}
+
+int
+moat_sandbox_load (const char *root, struct moat_state *st, struct moat_sandbox **out, moat_error_t *err)
+{
+        struct moat_sandbox *sb = xzalloc (sizeof *sb);
+        cleanup_error moat_error_t e = NULL;
+
+        sb->lock_fd = -1;
+        sb->root = xstrdup (root);
+        sb->id = xstrdup (st->id);
+        sb->dir = moat_state_dir (root, st->id);
+        sb->state = *st;
+        free (st);
+        if (sb->state.dir == NULL)
+                sb->state.dir = xstrdup (sb->dir);
+        sb->bundle = sb->state.bundle ? xstrdup (sb->state.bundle) : NULL;
+        sb->vsock_socket = sb->state.vsock_socket ? xstrdup (sb->state.vsock_socket) : NULL;
+        sb->console_log = sb->state.console_log ? xstrdup (sb->state.console_log) : NULL;
+        sb->vmm_pid = sb->state.vmm_pid;
+        sb->vsockd_pid = sb->state.vsockd_pid;
+        /* the config as it was at create (poststop hooks): a create
+         * killed early had not saved it yet */
+        if (oci_config_load (sb->dir, &sb->cfg, &e) < 0) {
+                if (strcmp (sb->state.status ? sb->state.status : "", "creating") == 0)
+                        moat_debug ("%s: no poststop hooks: %s", sb->id, e->msg);
+                else
+                        moat_warn ("%s: poststop hooks skipped: %s", sb->id, e->msg);
         }
+        *out = sb;
+        return 0;
+}
+
+int
+moat_sandbox_destroy (struct moat_sandbox *sb, moat_error_t *err)
+{
+        cleanup_error moat_error_t e = NULL;
+        moat_error_t first = NULL;
+        cleanup_free char *shared = NULL;
+        int rc;
+
+        if (sb == NULL)
+                return 0;
+        /* 1. the VM */
+        stop_vm (sb);
+        /* 2. the stand-in (its process is gone with the VM: it exits on its
+         * own once it has drained the output and taken its tc redirect
+         * off the network interface; killed if it does not; create stops
+         * the one it forked itself) and moat-vsock, then whatever of the
+         * sandbox the state does not name */
+        if (!sb->state_created && sb->state.pid > 0 && sb->state.pid != sb->vmm_pid && sb->state.pid != getpid () &&
+            !wait_gone (sb->state.pid, sb->state.pid_start, STANDIN_EXIT_TIMEOUT_MS + 1000))
+                stop_process (sb->state.pid, sb->state.pid_start, SIGKILL, 2000);
         if (sb->vsockd_pid > 0) {
-                moat_stop_pid (sb->vsockd_pid, SIGTERM, 2000);
+                unsigned long long start = sb->state.vsockd_start;
+                if (start == 0 && sb->state_created)
+                        start = moat_pid_start_time (sb->vsockd_pid); /* our child, not reaped */
+                stop_process (sb->vsockd_pid, start, SIGTERM, 2000);
                 sb->vsockd_pid = 0;
         }
-        if (moat_share_release (&sb->share, &e) < 0) {
-                moat_warn ("%s: %s", sb->id, e->msg);
-                moat_error_release (&e);
+        if (sb->dir)
+                stop_strays (sb->dir);
+        /* 3. the share: the mounts create staged (in its own mount
+         * namespace), else the one private mount with every staged bind
+         * below it */
+        if (moat_share_release (&sb->share, &e) < 0)
+                step_failed (sb, &e, &first);
+        if (sb->dir) {
+                shared = xasprintf_r ("%s/shared", sb->dir);
+                for (int i = 0; i < 64; i++)
+                        if (umount2 (shared, MNT_DETACH) < 0) {
+                                if (errno != EINVAL && errno != ENOENT) {
+                                        moat_make_error (&e, errno, "unmount %s", shared);
+                                        step_failed (sb, &e, &first);
+                                }
+                                break;
+                        }
         }
-        if (sb->state.cgroup && moat_hostcg_remove (sb->state.cgroup, 2000, &e) < 0) {
-                moat_warn ("%s: %s", sb->id, e->msg);
-                moat_error_release (&e);
+        /* 4. the host cgroup */
+        if (sb->dir)
+                remove_unrecorded_cgroup (sb->root, sb->dir, &sb->state);
+        if (sb->state.cgroup && moat_hostcg_remove (sb->state.cgroup, 2000, &e) < 0)
+                step_failed (sb, &e, &first);
+        /* 5. poststop hooks, then the state: kept when delete failed
+         * (delete can retry) */
+        if (first == NULL || sb->state_created) {
+                if (sb->on_destroyed)
+                        sb->on_destroyed (sb, sb->on_destroyed_ctx);
+                if (sb->dir && moat_state_remove (sb->root, sb->id, &e) < 0)
+                        step_failed (sb, &e, &first);
         }
-        if (sb->on_destroyed)
-                sb->on_destroyed (sb, sb->on_destroyed_ctx);
-        if (sb->state_created && moat_state_remove (sb->root, sb->id, &e) < 0) {
-                moat_warn ("%s", e->msg);
-                moat_error_release (&e);
-        }
+        rc = first ? -1 : 0;
+        if (err)
+                *err = first;
+        else
+                moat_error_release (&first);
+        moat_agent_free (sb->agent);
         if (sb->lock_fd >= 0)
                 close (sb->lock_fd);
         oci_config_free (sb->cfg);
         free (sb->guest_config);
-        free (sb->state.id);
-        free (sb->state.bundle);
-        free (sb->state.rootfs);
-        free (sb->state.status);
-        free (sb->state.created);
-        strv_free (sb->state.annotation_keys);
-        strv_free (sb->state.annotation_values);
-        free (sb->state.hypervisor);
-        free (sb->state.vsock_socket);
-        free (sb->state.console_log);
-        free (sb->state.cgroup);
+        moat_state_clear (&sb->state);
         free (sb->root);
         free (sb->id);
         free (sb->dir);
@@ -461,4 +673,5 @@ moat_sandbox_destroy (struct moat_sandbox *sb)
         free (sb->vsockd_log);
         free (sb->kernel_release);
         free (sb);
+        return rc;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "moat/agent_proto.h"
 #include "moat/log.h"
 #include "moat/paths.h"
 #include "moat/share.h"

@@ -296,7 +296,14 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
                                 }
                                 exited = true;
                                 if (w.rc < 0) {
-                                        bool gone = s->vmm_pid > 0 && !moat_pid_alive (s->vmm_pid, s->vmm_start);
+                                        /* a killed VMM's sockets close before the
+                                         * process is gone: give it a moment */
+                                        bool gone = false;
+                                        for (int i = 0; s->vmm_pid > 0 && i < 40 && !gone; i++) {
+                                                gone = !moat_pid_alive (s->vmm_pid, s->vmm_start);
+                                                if (!gone)
+                                                        usleep (50000);
+                                        }
                                         moat_make_error (err, 0, "wait for the container: %s%s", w.err->msg,
                                                          gone ? " (the VM exited)" : "");
                                         goto out;

@@ -428,6 +428,13 @@ moat_state_free (struct moat_state *st)
 {
         if (st == NULL)
                 return;
+        moat_state_clear (st);
+        free (st);
+}
+
+void
+moat_state_clear (struct moat_state *st)
+{
         free (st->id);
         free (st->bundle);
         free (st->rootfs);
@@ -440,7 +447,7 @@ moat_state_free (struct moat_state *st)
         free (st->console_log);
         free (st->cgroup);
         free (st->dir);
-        free (st);
+        memset (st, 0, sizeof *st);
 }
 
 int

@@ -2,69 +2,20 @@
 /* The builtin backend: moat's own KVM VMM (moat-vmm, src/vmm) with its
  * in-process virtio-vsock (the hybrid-vsock socket is moat-vmm's own, so no
  * moat-vsock helper) and virtio-9p (served by moat-vmm's confined worker
- * process). Also the host probe behind `moat check` and `auto`. */
+ * process). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "moat/hostcheck.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
 #include "moat/paths.h"
 #include "moat/process.h"
 #include "moat/util.h"
-
-void
-moat_host_probe (struct moat_host_info *h)
-{
-        static const char *const modules[] = {"kvm_intel", "kvm_amd", "kvm_pvm"};
-        cleanup_free char *cpuinfo = NULL;
-        struct stat st;
-
-        memset (h, 0, sizeof *h);
-        h->kvm_api_version = -1;
-        h->kvm_present = stat ("/dev/kvm", &st) == 0 && S_ISCHR (st.st_mode);
-        if (h->kvm_present) {
-                int fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
-                if (fd >= 0) {
-                        h->kvm_openable = true;
-                        h->kvm_api_version = ioctl (fd, KVM_GET_API_VERSION, 0);
-                        close (fd);
-                } else {
-                        h->kvm_errno = errno;
-                }
-        } else {
-                h->kvm_errno = ENOENT;
-        }
-        if (read_file ("/proc/cpuinfo", &cpuinfo, NULL, NULL) == 0) {
-                char *save = NULL;
-                for (char *line = strtok_r (cpuinfo, "\n", &save); line && !h->hw_flag;
-                     line = strtok_r (NULL, "\n", &save)) {
-                        char *colon = strchr (line, ':');
-                        if (strncmp (line, "flags", 5) != 0 || colon == NULL)
-                                continue;
-                        char *s2 = NULL;
-                        for (char *w = strtok_r (colon + 1, " \t", &s2); w; w = strtok_r (NULL, " \t", &s2))
-                                if (strcmp (w, "vmx") == 0 || strcmp (w, "svm") == 0)
-                                        h->hw_flag = w[0] == 'v' ? "vmx" : "svm";
-                }
-        }
-        for (size_t i = 0; i < ARRAY_SIZE (modules); i++) {
-                char p[64];
-                snprintf (p, sizeof p, "/sys/module/%s", modules[i]);
-                if (access (p, F_OK) == 0) {
-                        snprintf (h->kvm_module, sizeof h->kvm_module, "%s", modules[i]);
-                        break;
-                }
-        }
-        h->vhost_vsock = stat ("/dev/vhost-vsock", &st) == 0;
-}
 
 const char *
 moat_vmm_unusable_reason (const struct moat_host_info *h)
@@ -83,16 +34,15 @@ moat_vmm_unusable_reason (const struct moat_host_info *h)
 static int
 vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
-        struct moat_host_info h;
+        const struct moat_host_info *h = c->host;
         const char *force = getenv ("MOAT_VMM_FORCE");
-        moat_host_probe (&h);
-        const char *why = moat_vmm_unusable_reason (&h);
+        const char *why = moat_vmm_unusable_reason (h);
         if (why && !(force && strcmp (force, "1") == 0)) {
-                if (h.kvm_present && h.kvm_openable && h.hw_flag == NULL)
+                if (h->kvm_present && h->kvm_openable && h->hw_flag == NULL)
                         return moat_make_error (err, 0,
                                                 "moat-vmm needs hardware virtualization (VMX/SVM), this host has "
                                                 "none; use hypervisor=qemu (MOAT_VMM_FORCE=1 tries anyway)");
-                return moat_make_error (err, h.kvm_errno, "moat-vmm cannot run here: %s; use hypervisor=qemu", why);
+                return moat_make_error (err, h->kvm_errno, "moat-vmm cannot run here: %s; use hypervisor=qemu", why);
         }
 
         cleanup_free char *bin = NULL;
@@ -104,7 +54,7 @@ vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         snprintf (mem, sizeof mem, "%lu", (unsigned long)c->mem_mib);
         snprintf (cpus, sizeof cpus, "%u", c->vcpus);
         snprintf (cid, sizeof cid, "%d", MOAT_GUEST_CID);
-        cleanup_free char *share = xasprintf_r ("moatshare=%s", c->share_dir);
+        cleanup_free char *share = xasprintf_r ("%s=%s", MOAT_SHARE_TAG, c->share_dir);
         const char *argv[32];
         int n = 0;
         argv[n++] = bin;
@@ -163,30 +113,3 @@ const struct moat_hypervisor moat_vmm_hypervisor = {
         .tap_by_name = true,
         .start = vmm_start,
 };
-
-const char *
-moat_hypervisor_auto (char **why)
-{
-        struct moat_host_info h;
-        moat_host_probe (&h);
-        const char *r = moat_vmm_unusable_reason (&h);
-        if (r == NULL) {
-                if (why)
-                        *why = xasprintf_r ("/dev/kvm is usable with hardware virtualization (%s)", h.hw_flag);
-                return moat_vmm_hypervisor.name;
-        }
-        if (why)
-                *why = xasprintf_r ("%s, so moat-vmm cannot boot a Linux guest; QEMU runs it (%s)", r,
-                                    h.kvm_openable && h.hw_flag ? "KVM" : "TCG, software emulation");
-        return moat_qemu_hypervisor.name;
-}
-
-const char *
-moat_hypervisor_requested (const struct oci_config *cfg)
-{
-        for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
-                if (strcmp (cfg->annotation_keys[i], MOAT_ANNOTATION_HYPERVISOR) == 0 && *cfg->annotation_values[i])
-                        return cfg->annotation_values[i];
-        const char *e = getenv ("MOAT_HYPERVISOR");
-        return e && *e ? e : NULL;
-}

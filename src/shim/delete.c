@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/mount.h>
+
+#include "moat/container.h"
 #include "moat/util.h"
 #include "shim.h"
 #include "task.pb-c.h"
@@ -23,9 +26,27 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
         cleanup_free uint8_t *buf = NULL;
         size_t n;
 
-        /* The shim never created a task (Create is not supported yet), so a
-         * dead shim leaves nothing of moat behind to clean. The exit is
-         * containerd's convention for a task whose shim died: killed. */
+        char cwd[4096];
+        const char *bundle = o->bundle;
+        struct moat_context ctx = {.debug = o->debug};
+        cleanup_free char *root = xasprintf_r ("%s/%s", SHIM_STATE_ROOT, *o->namespace_ ? o->namespace_ : "default");
+        cleanup_free char *rootfs = NULL;
+        cleanup_error moat_error_t e = NULL;
+
+        if (bundle == NULL && getcwd (cwd, sizeof cwd))
+                bundle = cwd;
+        /* whatever the dead shim's task left: its VM, share, host cgroup
+         * and state (an unknown id is no error), then the rootfs it
+         * mounted. Problems go to stderr, which containerd logs. */
+        ctx.root = root;
+        if (moat_container_delete (&ctx, o->id, true, &e) < 0)
+                fprintf (stderr, "%s: delete %s: %s\n", SHIM_NAME, o->id, e->msg);
+        if (bundle) {
+                rootfs = xasprintf_r ("%s/rootfs", bundle);
+                while (umount2 (rootfs, MNT_DETACH) == 0) {
+                }
+        }
+        /* containerd's convention for a task whose shim died: killed */
         clock_gettime (CLOCK_REALTIME, &now);
         ts.seconds = now.tv_sec;
         ts.nanos = now.tv_nsec;
@@ -37,6 +58,5 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
         containerd__task__v2__delete_response__pack (&r, buf);
         if (write_all (STDOUT_FILENO, buf, n) != (ssize_t)n)
                 return moat_make_error (err, errno, "write the delete response");
-        (void)o;
         return 0;
 }

@@ -90,7 +90,9 @@ parse (int argc, char **argv, struct shim_opts *o, bool *version)
         }
         if (i < argc)
                 o->action = argv[i++];
-        if (i < argc)
+        o->args = argv + i;
+        o->n_args = argc - i;
+        if (i < argc && strcmp (o->action, "internal") != 0)
                 return usage ("too many arguments");
         return 0;
 }
@@ -106,7 +108,10 @@ main (int argc, char **argv)
         if (r)
                 return r;
         if (version) {
-                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n", SHIM_NAME, MOAT_VERSION);
+                /* Features: what works (tests read it); "pods" once one VM
+                 * holds every container of a pod */
+                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n  Features: tasks\n", SHIM_NAME,
+                        MOAT_VERSION);
                 return 0;
         }
         if (o.id == NULL || *o.id == '\0')
@@ -121,6 +126,8 @@ main (int argc, char **argv)
                 r = shim_start (&o, &err);
         else if (strcmp (o.action, "delete") == 0)
                 r = shim_delete (&o, &err);
+        else if (strcmp (o.action, "internal") == 0)
+                return shim_internal (&o, o.n_args, o.args);
         else
                 return usage ("unknown action");
         if (r < 0) {

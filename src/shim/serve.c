@@ -6,10 +6,7 @@
  * (ttrpc_serve). Connect answers at once whatever else runs: containerd
  * uses it as the liveness probe. Shutdown ends the daemon once no task is
  * left.
- *
- * Not built yet: tasks. Create answers Unimplemented with a message that
- * says so, every call about a task answers NotFound (there is none), and
- * containerd then shuts the shim down. */
+ * The tasks themselves are task.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,17 +24,10 @@
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 #include "shim.h"
+#include "shim_task.h"
 #include "task.pb-c.h"
 
 #define TASK_SERVICE "containerd.task.v2.Task"
-
-struct shim {
-        const struct shim_opts *o;
-        int wake[2];          /* written by Shutdown: the accept loop ends */
-        atomic_int n_tasks;   /* tasks this shim holds */
-        atomic_bool stopping; /* Shutdown was accepted */
-        atomic_int n_conns;   /* open connections */
-};
 
 #define NEW_MSG(type, init)                                                                                            \
         ({                                                                                                             \
@@ -61,8 +51,16 @@ h_connect (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat
 {
         Containerd__Task__V2__ConnectResponse *r =
                 NEW_MSG (Containerd__Task__V2__ConnectResponse, containerd__task__v2__connect_response__init);
+        struct shim *s = ctx;
+        const char *id = req_id (req);
         r->shim_pid = getpid ();
         r->task_pid = 0;
+        /* never waits behind a Create: the table lock is only held briefly */
+        pthread_mutex_lock (&s->lock);
+        for (struct shim_task *t = s->tasks; t; t = t->next)
+                if (strcmp (t->id, id) == 0)
+                        r->task_pid = t->init.pid;
+        pthread_mutex_unlock (&s->lock);
         r->version = xstrdup (MOAT_VERSION);
         *resp = &r->base;
         return 0;
@@ -75,7 +73,7 @@ h_shutdown (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moa
         char c = 1;
         /* a shim that still holds tasks stays (containerd sends Shutdown
          * after every task's Delete) */
-        if (atomic_load (&s->n_tasks) == 0 && !atomic_exchange (&s->stopping, true)) {
+        if (shim_task_count (s) == 0 && !atomic_exchange (&s->stopping, true)) {
                 moat_debug ("shutdown: no task left");
                 if (write (s->wake[1], &c, 1) < 0) {
                 }
@@ -85,25 +83,9 @@ h_shutdown (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moa
 }
 
 static int
-h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
-{
-        return moat_make_error (err, ENOSYS,
-                                "create %s: tasks are not yet supported by " SHIM_NAME
-                                " (use moat as the runc binary of io.containerd.runc.v2 meanwhile, see "
-                                "docs/clients.md)",
-                                req_id (req));
-}
-
-static int
 h_checkpoint (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
         return moat_make_error (err, ENOSYS, "checkpoint %s: not supported by moat", req_id (req));
-}
-
-static int
-h_no_task (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
-{
-        return moat_make_error (err, ENOENT, "task %s not found", req_id (req));
 }
 
 #define M(name, msg, fn, blocking)                                                                                     \
@@ -111,21 +93,21 @@ h_no_task (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat
                 name, &containerd__task__v2__##msg##__descriptor, fn, blocking                                         \
         }
 static const struct ttrpc_method task_methods[] = {
-        M ("State", state_request, h_no_task, 0),
-        M ("Create", create_task_request, h_create, 1),
-        M ("Start", start_request, h_no_task, 1),
-        M ("Delete", delete_request, h_no_task, 1),
-        M ("Pids", pids_request, h_no_task, 0),
-        M ("Pause", pause_request, h_no_task, 1),
-        M ("Resume", resume_request, h_no_task, 1),
+        M ("State", state_request, shim_h_state, 0),
+        M ("Create", create_task_request, shim_h_create, 1),
+        M ("Start", start_request, shim_h_start, 1),
+        M ("Delete", delete_request, shim_h_delete, 1),
+        M ("Pids", pids_request, shim_h_pids, 1),
+        M ("Pause", pause_request, shim_h_pause, 1),
+        M ("Resume", resume_request, shim_h_resume, 1),
         M ("Checkpoint", checkpoint_task_request, h_checkpoint, 0),
-        M ("Kill", kill_request, h_no_task, 0),
-        M ("Exec", exec_process_request, h_no_task, 1),
-        M ("ResizePty", resize_pty_request, h_no_task, 0),
-        M ("CloseIO", close_iorequest, h_no_task, 0),
-        M ("Update", update_task_request, h_no_task, 1),
-        M ("Wait", wait_request, h_no_task, 1),
-        M ("Stats", stats_request, h_no_task, 1),
+        M ("Kill", kill_request, shim_h_kill, 1),
+        M ("Exec", exec_process_request, shim_h_exec, 0),
+        M ("ResizePty", resize_pty_request, shim_h_resize, 0),
+        M ("CloseIO", close_iorequest, shim_h_close_io, 0),
+        M ("Update", update_task_request, shim_h_update, 1),
+        M ("Wait", wait_request, shim_h_wait, 1),
+        M ("Stats", stats_request, shim_h_stats, 1),
         M ("Connect", connect_request, h_connect, 0),
         M ("Shutdown", shutdown_request, h_shutdown, 0),
 };
@@ -188,7 +170,7 @@ listen_path (const char *path, moat_error_t *err)
 int
 shim_serve (const struct shim_opts *o, int lfd, moat_error_t *err)
 {
-        struct shim s = {.o = o};
+        struct shim s = {.o = o, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         struct sockaddr_un sun;
         socklen_t sl = sizeof sun;
         char path[sizeof sun.sun_path + 1] = "";
@@ -203,6 +185,11 @@ shim_serve (const struct shim_opts *o, int lfd, moat_error_t *err)
                 snprintf (path, sizeof path, "%s", sun.sun_path);
         if (pipe2 (s.wake, O_CLOEXEC) < 0)
                 return moat_make_error (err, errno, "pipe");
+        /* libmoat's state for this namespace, apart from the CLI's */
+        s.root = xasprintf_r ("%s/%s", SHIM_STATE_ROOT, *o->namespace_ ? o->namespace_ : "default");
+        if (shim_reaper_start (&s, err) < 0)
+                return -1;
+        s.events = shim_events_new (getenv ("TTRPC_ADDRESS"), o->namespace_);
         moat_debug ("serving %s for %s in namespace %s", path, o->id, o->namespace_);
         for (;;) {
                 struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = s.wake[0], .events = POLLIN}};
@@ -243,5 +230,8 @@ shim_serve (const struct shim_opts *o, int lfd, moat_error_t *err)
          * once it has it (at most 1 s) */
         for (int i = 0; i < 100 && atomic_load (&s.n_conns) > 0; i++)
                 usleep (10000);
+        /* the last events (a delete) before we go */
+        shim_events_close (s.events, 5000);
+        free (s.root);
         return 0;
 }

@@ -39,15 +39,15 @@ shim_socket_address (const char *address, const char *ns, const char *group)
 }
 
 char *
-shim_group (const char *bundle_dir, const char *id, moat_error_t *err)
+shim_annotation (const char *bundle_dir, const char *key, moat_error_t *err)
 {
         cleanup_free char *path = xasprintf_r ("%s/config.json", bundle_dir);
         cleanup_free char *data = NULL;
-        const char *keys[] = {SHIM_GROUP_ANNOTATION, SHIM_SANDBOX_ID_ANNOTATION};
+        const char *p[] = {"annotations", key, NULL};
         char ebuf[256] = "";
         size_t len;
-        yajl_val t;
-        char *group = NULL;
+        yajl_val t, v;
+        char *out;
 
         if (read_file (path, &data, &len, err) < 0)
                 return NULL;
@@ -56,14 +56,25 @@ shim_group (const char *bundle_dir, const char *id, moat_error_t *err)
                 moat_make_error (err, EINVAL, "%s: %s", path, ebuf);
                 return NULL;
         }
-        for (size_t k = 0; k < 2 && group == NULL; k++) {
-                const char *p[] = {"annotations", keys[k], NULL};
-                yajl_val v = yajl_tree_get (t, p, yajl_t_string);
-                if (v && *YAJL_GET_STRING (v))
-                        group = xstrdup (YAJL_GET_STRING (v));
-        }
+        v = yajl_tree_get (t, p, yajl_t_string);
+        out = xstrdup (v ? YAJL_GET_STRING (v) : "");
         yajl_tree_free (t);
-        return group ? group : xstrdup (id);
+        return out;
+}
+
+char *
+shim_group (const char *bundle_dir, const char *id, moat_error_t *err)
+{
+        const char *keys[] = {SHIM_GROUP_ANNOTATION, SHIM_SANDBOX_ID_ANNOTATION};
+        for (size_t k = 0; k < 2; k++) {
+                char *g = shim_annotation (bundle_dir, keys[k], err);
+                if (g == NULL)
+                        return NULL;
+                if (*g)
+                        return g;
+                free (g);
+        }
+        return xstrdup (id);
 }
 
 static int

@@ -228,6 +228,40 @@ clients_image_archive() {
     echo "$out"
 }
 
+# clients_dir_image_archive ROOTFS NAME:TAG OUT [ENTRYPOINT-JSON]: writes OUT,
+# a docker-archive tar (one reproducible layer holding ROOTFS, a config whose
+# Entrypoint is ENTRYPOINT-JSON, e.g. '["/pause"]') that `ctr image import`
+# loads as docker.io/library/NAME:TAG. For small purpose-built images such as
+# a sandbox (pause) image.
+clients_dir_image_archive() {
+    local rootfs=$1 ref=$2 out=$3 entry=${4:-null} tmp rc
+    tmp=$(mktemp -d "$(dirname "$out")/.dimage.XXXXXX") || return 1
+    (
+        set -e
+        tar -C "$rootfs" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+            -cf "$tmp/layer.tar" .
+        diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
+        mkdir -p "$tmp/img/$diff_id"
+        mv "$tmp/layer.tar" "$tmp/img/$diff_id/layer.tar"
+        echo '1.0' >"$tmp/img/$diff_id/VERSION"
+        jq -n -c --arg d "sha256:$diff_id" --argjson e "$entry" '{
+            architecture: "amd64", os: "linux", created: "1970-01-01T00:00:00Z",
+            config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                      Entrypoint: $e, WorkingDir: "/" },
+            rootfs: { type: "layers", diff_ids: [$d] },
+            history: [ { created: "1970-01-01T00:00:00Z", created_by: "tests/clients/lib.sh" } ]
+        }' >"$tmp/config.json"
+        config_id=$(sha256sum "$tmp/config.json" | cut -d' ' -f1)
+        mv "$tmp/config.json" "$tmp/img/$config_id.json"
+        jq -n -c --arg c "$config_id.json" --arg l "$diff_id/layer.tar" --arg t "$ref" \
+            '[{ Config: $c, RepoTags: [$t], Layers: [$l] }]' >"$tmp/img/manifest.json"
+        tar -C "$tmp/img" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$out" .
+    )
+    rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+
 # --- containerd -------------------------------------------------------------------
 # start_containerd DIR: a private containerd with root, state, sockets and
 # opt dir under DIR, CRI and unused snapshotters disabled, debug log in
@@ -255,6 +289,71 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
   path = "$dir/opt"
 EOF
     containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    CTRD_PID=$!
+    clients_on_exit "stop_containerd '$dir' $CTRD_PID"
+    if ! wait_until 30 ctr --address "$CTRD_SOCK" version; then
+        CLIENTS_WHY="containerd did not answer on $CTRD_SOCK within 30 s"
+        return 1
+    fi
+    return 0
+}
+
+# start_containerd_cri DIR CNI_CONF_DIR SANDBOX_IMAGE [SHIM_DIR]: like
+# start_containerd, but with the CRI plugin enabled (it serves on the same
+# socket, CTRD_SOCK): runtimes "runc" (io.containerd.runc.v2, cgroupfs, its
+# runc root under DIR) and "moat" (io.containerd.moat.v2), the CNI config
+# from CNI_CONF_DIR with plugins from /usr/lib/cni, network namespaces under
+# DIR/state/io.containerd.grpc.v1.cri/netns, SANDBOX_IMAGE as the pause
+# image, the streaming server on a random loopback port, oom_score_adj capped
+# at containerd's own. SHIM_DIR (default build/) is put first on containerd's
+# PATH, where it looks for containerd-shim-<name>-v2.
+start_containerd_cri() {
+    local dir=$1 cni=$2 pause=$3 shims=${4:-$PWD/build}
+    local cri='plugins."io.containerd.grpc.v1.cri"'
+    mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/runc"
+    CTRD_SOCK=$dir/containerd.sock
+    cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+[debug]
+  level = "debug"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+[$cri]
+  sandbox_image = "$pause"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  # no CAP_SYS_RESOURCE here: the pause container's oom_score_adj of -998
+  # would make runc fail ("can't get final child's PID from pipe")
+  restrict_oom_score_adj = true
+  [$cri.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [$cri.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [$cri.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$dir/runc"
+    [$cri.containerd.runtimes.moat]
+      runtime_type = "io.containerd.moat.v2"
+      pod_annotations = ["io.moat.*"]
+      privileged_without_host_devices = true
+  [$cri.cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$cni"
+    max_conf_num = 1
+EOF
+    PATH="$shims:$PATH" containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
     CTRD_PID=$!
     clients_on_exit "stop_containerd '$dir' $CTRD_PID"
     if ! wait_until 30 ctr --address "$CTRD_SOCK" version; then

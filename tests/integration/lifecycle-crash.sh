@@ -90,6 +90,8 @@ bundle "$B" '.process.args = ["sleep", "30"] | .linux.cgroupsPath = $cg' --arg c
 CP=$!
 if wait_for 20 vm_booting $id; then
     vmm=$(sj $id vmmPid)
+    # the VM stays mid-boot for the checks below, however fast it boots
+    kill -STOP "$vmm"
     sleep 0.3
     expect_eq "create booting: state says creating (the create holds the lock)" creating "$(st $id status)"
     expect_eq "create booting: list says creating" creating "$(moat list | awk -v id=$id '$1 == id {print $3}')"
@@ -97,6 +99,7 @@ if wait_for 20 vm_booting $id; then
     expect_eq "create booting: a plain delete waits for the create's lock" 124 $?
     kill -KILL $CP
     wait $CP 2>/dev/null
+    kill -CONT "$vmm"
     if alive "$vmm"; then ok "create killed mid-boot: its VM outlived it (the case to clean)"; else skip "create killed mid-boot: VM outlived it" "VM gone already"; fi
     stopped_and_clean "create killed mid-boot" $id
     if alive "$vmm"; then not_ok "create killed mid-boot: the VMM is gone"; else ok "create killed mid-boot: the VMM is gone"; fi

@@ -203,13 +203,38 @@ test_stats_event_json (void **state)
         yajl_tree_free (t);
 }
 
+/* An update's resources as runc reads them: whole objects from Docker and
+ * containerd keep only what they change. */
+static void
+test_drop_unchanged (void **state)
+{
+        cleanup_free char *out = NULL;
+        moat_error_t err = NULL;
+
+        assert_int_equal (moat_resources_drop_unchanged (
+                                  "{\"memory\":{\"limit\":0,\"reservation\":\"\",\"swap\":null},"
+                                  "\"cpu\":{\"shares\":512,\"quota\":0,\"cpus\":\"\"},"
+                                  "\"pids\":{\"limit\":0},\"devices\":[{\"allow\":false,\"access\":\"rwm\"}],"
+                                  "\"blockIO\":{\"weight\":0}}",
+                                  &out, &err),
+                          0);
+        assert_string_equal (out, "{\"memory\":{},\"cpu\":{\"shares\":512},\"pids\":{},\"blockIO\":{}}");
+        free (out);
+        out = NULL;
+        assert_int_equal (moat_resources_drop_unchanged ("{\"memory\":{\"limit\":1048576}}", &out, &err), 0);
+        assert_string_equal (out, "{\"memory\":{\"limit\":1048576}}");
+        assert_int_equal (moat_resources_drop_unchanged ("[1]", &out, &err), -1);
+        assert_non_null (strstr (err->msg, "expected a JSON object"));
+        moat_error_release (&err);
+}
+
 int
 main (void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test (test_parse_bytes),         cmocka_unit_test (test_update_flags_to_resources),
                 cmocka_unit_test (test_update_flags_errors), cmocka_unit_test (test_parse_duration),
-                cmocka_unit_test (test_stats_event_json),
+                cmocka_unit_test (test_stats_event_json),    cmocka_unit_test (test_drop_unchanged),
         };
         return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The hypervisor registry (which backends exist, which one a container
+ * gets) and the host probe behind it, `moat check` and the backends' own
+ * refusals. The backends themselves are qemu.c and vmm.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "moat/hypervisor.h"
+#include "moat/paths.h"
+#include "moat/util.h"
+
+static const struct moat_hypervisor *const backends[] = {&moat_qemu_hypervisor, &moat_vmm_hypervisor};
+
+void
+moat_host_probe (struct moat_host_info *h)
+{
+        static const char *const modules[] = {"kvm_intel", "kvm_amd", "kvm_pvm"};
+        cleanup_free char *cpuinfo = NULL;
+        struct stat st;
+
+        memset (h, 0, sizeof *h);
+        h->kvm_api_version = -1;
+        h->kvm_present = stat ("/dev/kvm", &st) == 0 && S_ISCHR (st.st_mode);
+        if (h->kvm_present) {
+                int fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
+                if (fd >= 0) {
+                        h->kvm_openable = true;
+                        h->kvm_api_version = ioctl (fd, KVM_GET_API_VERSION, 0);
+                        close (fd);
+                } else {
+                        h->kvm_errno = errno;
+                }
+        } else {
+                h->kvm_errno = ENOENT;
+        }
+        if (read_file ("/proc/cpuinfo", &cpuinfo, NULL, NULL) == 0) {
+                char *save = NULL;
+                for (char *line = strtok_r (cpuinfo, "\n", &save); line && !h->hw_flag;
+                     line = strtok_r (NULL, "\n", &save)) {
+                        char *colon = strchr (line, ':');
+                        if (strncmp (line, "flags", 5) != 0 || colon == NULL)
+                                continue;
+                        char *s2 = NULL;
+                        for (char *w = strtok_r (colon + 1, " \t", &s2); w; w = strtok_r (NULL, " \t", &s2))
+                                if (strcmp (w, "vmx") == 0 || strcmp (w, "svm") == 0)
+                                        h->hw_flag = w[0] == 'v' ? "vmx" : "svm";
+                }
+        }
+        for (size_t i = 0; i < ARRAY_SIZE (modules); i++) {
+                char p[64];
+                snprintf (p, sizeof p, "/sys/module/%s", modules[i]);
+                if (access (p, F_OK) == 0) {
+                        snprintf (h->kvm_module, sizeof h->kvm_module, "%s", modules[i]);
+                        break;
+                }
+        }
+        h->vhost_vsock = stat ("/dev/vhost-vsock", &st) == 0;
+}
+
+bool
+moat_kvm_usable (void)
+{
+        struct moat_host_info h;
+        moat_host_probe (&h);
+        return h.kvm_openable && h.hw_flag != NULL;
+}
+
+const char *
+moat_hypervisor_auto (char **why)
+{
+        struct moat_host_info h;
+        moat_host_probe (&h);
+        const char *r = moat_vmm_unusable_reason (&h);
+        if (r == NULL) {
+                if (why)
+                        *why = xasprintf_r ("/dev/kvm is usable with hardware virtualization (%s)", h.hw_flag);
+                return moat_vmm_hypervisor.name;
+        }
+        if (why)
+                *why = xasprintf_r ("%s, so moat-vmm cannot boot a Linux guest; QEMU runs it (%s)", r,
+                                    h.kvm_openable && h.hw_flag ? "KVM" : "TCG, software emulation");
+        return moat_qemu_hypervisor.name;
+}
+
+const char *
+moat_hypervisor_requested (const struct oci_config *cfg)
+{
+        for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
+                if (strcmp (cfg->annotation_keys[i], MOAT_ANNOTATION_HYPERVISOR) == 0 && *cfg->annotation_values[i])
+                        return cfg->annotation_values[i];
+        const char *e = getenv ("MOAT_HYPERVISOR");
+        return e && *e ? e : NULL;
+}
+
+const struct moat_hypervisor *
+moat_hypervisor_get (const char *name, moat_error_t *err)
+{
+        if (name == NULL || strcmp (name, "auto") == 0)
+                name = moat_hypervisor_auto (NULL);
+        for (size_t i = 0; i < ARRAY_SIZE (backends); i++)
+                if (strcmp (name, backends[i]->name) == 0)
+                        return backends[i];
+        moat_make_error (err, EINVAL, "unknown hypervisor \"%s\" (known: qemu, moat-vmm, auto)", name);
+        return NULL;
+}
+
+void
+moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
+{
+        const struct oci_resources *r = cfg && cfg->linux_ ? cfg->linux_->resources : NULL;
+        long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+
+        *mem_mib = MOAT_VM_DEFAULT_MIB;
+        *vcpus = 1;
+        if (r && r->has_memory_limit && r->memory_limit > 0)
+                *mem_mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
+        if (r && r->has_cpu_quota && r->cpu_quota > 0) {
+                uint64_t period = r->has_cpu_period && r->cpu_period > 0 ? r->cpu_period : 100000;
+                uint64_t n = ((uint64_t)r->cpu_quota + period - 1) / period;
+                *vcpus = n < 1 ? 1 : n;
+        }
+        if (ncpu > 0 && *vcpus > (unsigned)ncpu)
+                *vcpus = ncpu;
+}
+
+char *
+moat_vm_cmdline (bool debug)
+{
+        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s", debug ? " moat.debug=1" : "");
+}
+
+static void
+find (struct moat_host_file *f, const char *label, enum moat_file which)
+{
+        cleanup_error moat_error_t err = NULL;
+        f->label = label;
+        if (moat_find_file (which, &f->path, &err) < 0)
+                f->error = xstrdup (err->msg);
+}
+
+void
+moat_host_report_probe (struct moat_host_report *r)
+{
+        moat_host_probe (&r->h);
+        find (&r->kernel, "guest kernel", MOAT_FILE_KERNEL);
+        find (&r->initrd, "initramfs", MOAT_FILE_INITRD);
+        find (&r->vsockd, "moat-vsock", MOAT_FILE_VSOCKD);
+        find (&r->vmm, "moat-vmm", MOAT_FILE_VMM);
+        r->qemu_path = xstrdup (moat_qemu_binary ());
+        r->qemu_version = moat_qemu_version (r->qemu_path, &r->qemu_error);
+
+        bool guest = r->kernel.path && r->initrd.path;
+        const char *why = moat_vmm_unusable_reason (&r->h);
+        if (!guest)
+                r->vmm_reason = xstrdup ("the guest kernel or initramfs is missing");
+        else if (why)
+                r->vmm_reason = xstrdup (why);
+        else if (r->vmm.path == NULL)
+                r->vmm_reason = xstrdup ("moat-vmm is not installed");
+        else
+                r->vmm_reason = xasprintf_r ("KVM with hardware virtualization (%s)", r->h.hw_flag);
+        r->vmm_usable = guest && why == NULL && r->vmm.path;
+
+        bool kvm = r->h.kvm_openable && r->h.hw_flag;
+        if (!guest)
+                r->qemu_reason = xstrdup ("the guest kernel or initramfs is missing");
+        else if (r->qemu_version == NULL)
+                r->qemu_reason = xasprintf_r ("QEMU does not run (%s)", r->qemu_error);
+        else if (r->vsockd.path == NULL)
+                r->qemu_reason = xstrdup ("moat-vsock is not installed");
+        else
+                r->qemu_reason = xstrdup (kvm ? "QEMU with KVM acceleration" : "QEMU with TCG (software emulation)");
+        r->qemu_usable = guest && r->qemu_version && r->vsockd.path;
+        r->auto_pick = moat_hypervisor_auto (&r->auto_why);
+}
+
+void
+moat_host_report_free (struct moat_host_report *r)
+{
+        struct moat_host_file *fs[] = {&r->kernel, &r->initrd, &r->vsockd, &r->vmm};
+        for (size_t i = 0; i < ARRAY_SIZE (fs); i++) {
+                free (fs[i]->path);
+                free (fs[i]->error);
+        }
+        free (r->qemu_path);
+        free (r->qemu_version);
+        free (r->qemu_error);
+        free (r->vmm_reason);
+        free (r->qemu_reason);
+        free (r->auto_why);
+}
