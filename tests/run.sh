@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs moat's tests and prints one closing line: "N passed, M failed, K skipped".
 #   tests/run.sh unit|integration|all
+#   tests/run.sh tests/integration/X.sh    one integration script alone
 # Every test program speaks TAP (cmocka through CMOCKA_MESSAGE_OUTPUT=TAP,
 # shell tests through tests/lib.sh). Output of each goes to build/test-logs/.
 #
@@ -105,6 +106,13 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
         [ -f "$t" ] || continue
         run_one "integration/$(basename "$t" .sh)" bash "$t"
     done
+fi
+if [[ $what == *.sh ]]; then
+    if [ -f "$what" ]; then
+        run_one "integration/$(basename "$what" .sh)" bash "$what"
+    else
+        missing "integration/$(basename "$what" .sh)" "no such script: $what"
+    fi
 fi
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "failed: ${failed_names[*]} (logs in $logs/)"
