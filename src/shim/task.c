@@ -570,6 +570,12 @@ shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 shim_call (s, q->id, "delete", NULL, NULL, NULL, &e);
                 goto fail;
         }
+        if (value == NULL || atoi (value) <= 0) {
+                cleanup_error moat_error_t e = NULL;
+                moat_make_error (err, EPROTO, "the create call gave no stand-in pid");
+                shim_call (s, q->id, "delete", NULL, NULL, NULL, &e);
+                goto fail;
+        }
         pthread_mutex_lock (&s->lock);
         p->status = CONTAINERD__TASK__V2__STATUS__STATUS_CREATED;
         set_pid_locked (s, p, atoi (value));
@@ -788,6 +794,15 @@ shim_h_delete (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 r->pid = p->pid;
                 r->exit_status = p->exit_status;
                 r->exited_at = new_ts (&p->exited_at);
+                /* an exec deleted before it started: its Waits return */
+                if (!p->exited) {
+                        clock_gettime (CLOCK_REALTIME, &p->exited_at);
+                        p->exited = true;
+                        p->status = CONTAINERD__TASK__V2__STATUS__STATUS_STOPPED;
+                        r->exited_at->seconds = p->exited_at.tv_sec;
+                        r->exited_at->nanos = p->exited_at.tv_nsec;
+                        pthread_cond_broadcast (&s->cond);
+                }
                 /* freed with the task: a Wait that just woke may still read it */
                 p->next = t->dead;
                 t->dead = p;
