@@ -36,23 +36,13 @@
                 _m;                                                                                                    \
         })
 
-/* The "id" field every task request has. */
-static const char *
-req_id (const ProtobufCMessage *req)
-{
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name (req->descriptor, "id");
-        if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING)
-                return "";
-        return *(const char *const *)((const char *)req + f->offset);
-}
-
 static int
 h_connect (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
         Containerd__Task__V2__ConnectResponse *r =
                 NEW_MSG (Containerd__Task__V2__ConnectResponse, containerd__task__v2__connect_response__init);
         struct shim *s = ctx;
-        const char *id = req_id (req);
+        const char *id = shim_req_str (req, "id");
         r->shim_pid = getpid ();
         r->task_pid = 0;
         /* never waits behind a Create: the table lock is only held briefly */
@@ -85,7 +75,7 @@ h_shutdown (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moa
 static int
 h_checkpoint (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
-        return moat_make_error (err, ENOSYS, "checkpoint %s: not supported by moat", req_id (req));
+        return moat_make_error (err, ENOSYS, "checkpoint %s: not supported by moat", shim_req_str (req, "id"));
 }
 
 #define M(name, msg, fn, blocking)                                                                                     \

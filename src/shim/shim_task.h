@@ -3,6 +3,7 @@
 #ifndef MOAT_SHIM_TASK_H
 #define MOAT_SHIM_TASK_H
 
+#include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -67,9 +68,10 @@ struct shim_proc *shim_find_proc_by_pid_locked (struct shim *s, pid_t pid);
 /* The reaper saw proc's stand-in exit (lock held). */
 void shim_proc_exited_locked (struct shim *s, struct shim_proc *p, int wait_status);
 int shim_task_count (struct shim *s);
+/* A string field of a request by name ("id", "exec_id"); "" if none. */
+const char *shim_req_str (const ProtobufCMessage *req, const char *field);
 
 /* task service handlers (ttrpc_handler_fn) */
-#include <protobuf-c/protobuf-c.h>
 int shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err);
 int shim_h_start (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err);
 int shim_h_state (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err);

@@ -399,8 +399,8 @@ task_free (struct shim_task *t)
         free (t);
 }
 
-static const char *
-req_str (const ProtobufCMessage *req, const char *field)
+const char *
+shim_req_str (const ProtobufCMessage *req, const char *field)
 {
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name (req->descriptor, field);
         if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING)
@@ -414,7 +414,7 @@ req_str (const ProtobufCMessage *req, const char *field)
 static struct shim_proc *
 get_proc (struct shim *s, const ProtobufCMessage *req, moat_error_t *err)
 {
-        const char *id = req_str (req, "id"), *eid = req_str (req, "exec_id");
+        const char *id = shim_req_str (req, "id"), *eid = shim_req_str (req, "exec_id");
         struct shim_task *t;
         struct shim_proc *p;
         pthread_mutex_lock (&s->lock);
