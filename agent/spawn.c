@@ -506,19 +506,43 @@ intermediate_main (struct spawn_request *r, int sk, const char *bundle_dir, cons
         if (r->cgroup_path && agent_cgroup_enter (r->cgroup_path, 0, &err) < 0)
                 child_fail (sk, &err, 1);
         if (r->join_pid) {
+                /* every namespace is opened before any is joined: once in
+                 * the container's mount namespace, "/proc/<pid>" is its
+                 * procfs, where that pid is another process (or none) */
+                int nsfd[ARRAY_SIZE (ns_files)];
                 for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
-                        char path[64];
+                        char path[64], self[64];
+                        struct stat a, b;
+                        nsfd[i] = -1;
                         snprintf (path, sizeof path, "/proc/%d/ns/%s", r->join_pid, ns_files[i].name);
+                        snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
                         if (access (path, F_OK) < 0 && errno == ENOENT) {
-                                char self[64];
-                                snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
                                 if (access (self, F_OK) < 0 && errno == ENOENT)
                                         continue; /* not supported by this kernel */
                                 moat_make_error (&err, ESRCH, "join %s: the container is not running", path);
                                 child_fail (sk, &err, 1);
                         }
-                        if (join_ns_path (path, ns_files[i].flag, &err) < 0)
+                        nsfd[i] = open (path, O_RDONLY | O_CLOEXEC);
+                        if (nsfd[i] < 0) {
+                                moat_make_error (&err, errno, "open namespace %s", path);
                                 child_fail (sk, &err, 1);
+                        }
+                        /* setns() into the namespace we are in fails for user ns */
+                        if (fstat (nsfd[i], &a) == 0 && stat (self, &b) == 0 && a.st_ino == b.st_ino &&
+                            a.st_dev == b.st_dev) {
+                                close (nsfd[i]);
+                                nsfd[i] = -1;
+                        }
+                }
+                for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
+                        if (nsfd[i] < 0)
+                                continue;
+                        if (setns (nsfd[i], ns_files[i].flag) < 0) {
+                                moat_make_error (&err, errno, "join namespace /proc/%d/ns/%s", r->join_pid,
+                                                 ns_files[i].name);
+                                child_fail (sk, &err, 1);
+                        }
+                        close (nsfd[i]);
                 }
         } else {
                 /* user namespace paths last: see ns_files */
