@@ -288,7 +288,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 EOF
-    containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+    run_containerd "$dir"
+}
+
+# run_containerd DIR [PATH_PREFIX]: starts containerd with DIR/config.toml
+# (log appended to DIR/containerd.log), registers its stop as a cleanup,
+# waits until it answers on CTRD_SOCK. Sets CTRD_PID (CLIENTS_WHY on
+# failure). Also restarts one that was stopped.
+run_containerd() {
+    local dir=$1 prefix=${2:-}
+    PATH="${prefix:+$prefix:}$PATH" containerd --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 &
     CTRD_PID=$!
     clients_on_exit "stop_containerd '$dir' $CTRD_PID"
     if ! wait_until 30 ctr --address "$CTRD_SOCK" version; then
@@ -353,14 +362,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "$cni"
     max_conf_num = 1
 EOF
-    PATH="$shims:$PATH" containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
-    CTRD_PID=$!
-    clients_on_exit "stop_containerd '$dir' $CTRD_PID"
-    if ! wait_until 30 ctr --address "$CTRD_SOCK" version; then
-        CLIENTS_WHY="containerd did not answer on $CTRD_SOCK within 30 s"
-        return 1
-    fi
-    return 0
+    run_containerd "$dir" "$shims"
 }
 
 # stop_containerd DIR PID: kill every task and shim, stop containerd, unmount

@@ -131,10 +131,7 @@ c run -d "${RT[@]}" "$REF" shim-restart sh -c 'while :; do sleep 1; done' >/dev/
 wait_until 60 sh -c "ctr --address $CTRD_SOCK -n $NS task ls 2>/dev/null | grep -q 'shim-restart.*RUNNING'"
 kill -TERM "$CTRD_PID"
 wait_until 30 sh -c "! kill -0 $CTRD_PID 2>/dev/null"
-containerd --config "$D/c/config.toml" >>"$D/c/containerd.log" 2>&1 &
-CTRD_PID=$!
-clients_on_exit "stop_containerd '$D/c' $CTRD_PID"
-wait_until 30 ctr --address "$CTRD_SOCK" version >/dev/null 2>&1
+run_containerd "$D/c" >/dev/null 2>&1
 expect_eq "containerd restarted: the task is still running" RUNNING "$(task_status shim-restart)"
 out=$(c task exec --exec-id after-restart shim-restart echo still-here </dev/null 2>>"$D/logs/ctr.log")
 expect_eq "containerd restarted: ctr task exec works" still-here "$out"
