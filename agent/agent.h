@@ -108,9 +108,21 @@ struct agent_stdio {
  * with a reference the caller drops with agent_container_put. */
 /* bundle_dir: where relative paths of the config resolve (in the guest);
  * host_bundle: the bundle path the hooks' state reports (NULL: bundle_dir). */
+/* A container of a pod (CreateContainerRequest.sandbox_id and
+ * join_namespaces): the namespaces it joins, those of container sandbox_id's
+ * init. NULL or no sandbox_id: none. */
+struct agent_pod_join {
+        const char *sandbox_id;
+        char *const *types; /* OCI names: "network", "ipc", "uts", "pid" */
+        size_t n_types;
+        pid_t sandbox_pid; /* set by agent_container_create: the init it joined */
+};
+/* The sandbox's init that a pod container joined has not exited since
+ * (else its pid may name another process). True without a join. */
+bool agent_pod_join_valid (const struct agent_pod_join *join);
 int agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
-                            struct agent_stdio *stdio, struct agent_container **out, int *tty_master,
-                            moat_error_t *err);
+                            struct agent_pod_join *join, struct agent_stdio *stdio, struct agent_container **out,
+                            int *tty_master, moat_error_t *err);
 int agent_container_start (struct agent_container *c, moat_error_t *err);
 /* Runs a process in a created or running container (ExecProcess). */
 int agent_container_exec (struct agent_container *c, const char *exec_id, const char *process_json,

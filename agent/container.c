@@ -1,6 +1,5 @@
-/* SPDX-License-Identifier: Apache-2.0 */
-/* Container lifecycle on top of spawn.c: create (held init), start, exec,
- * kill. The table itself is in process.c. */
+/* SPDX-License-Identifier: Apache-2.0 */ /* Container lifecycle on top of spawn.c: create (held init), start, exec,
+                                           * kill. The table itself is in process.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
@@ -81,6 +80,67 @@ check_namespaces (struct oci_linux *l, moat_error_t *err)
         return 0;
 }
 
+/* A container of a pod: each namespace type in join->types joins the
+ * namespace of the init of container join->sandbox_id, which must be
+ * created or running here: its entry in linux.namespaces gets that init's
+ * /proc path (joined by the spawn like any namespace path). The pid is
+ * read under the lock while the init is known to be alive; the create
+ * checks again once the container exists (agent_pod_join_valid). */
+static int
+pod_join_namespaces (struct oci_config *cfg, struct agent_pod_join *join, moat_error_t *err)
+{
+        static const struct {
+                const char *oci, *proc;
+        } names[] = {{"network", "net"}, {"ipc", "ipc"}, {"uts", "uts"}, {"pid", "pid"}};
+        struct agent_container *sc;
+        pid_t pid = 0;
+
+        if (!valid_id (join->sandbox_id))
+                return moat_make_error (err, EINVAL, "invalid sandbox id \"%s\"", join->sandbox_id);
+        pthread_mutex_lock (&agent_lock);
+        sc = agent_container_find (join->sandbox_id);
+        if (sc && sc->init && !sc->init->exited)
+                pid = sc->init->pid;
+        pthread_mutex_unlock (&agent_lock);
+        if (pid <= 0)
+                return moat_make_error (err, ESRCH, "sandbox container %s is not running in this VM", join->sandbox_id);
+        for (size_t i = 0; i < join->n_types; i++) {
+                const char *proc = NULL;
+                struct oci_namespace *ns = NULL;
+                for (size_t k = 0; k < ARRAY_SIZE (names); k++)
+                        if (strcmp (join->types[i], names[k].oci) == 0)
+                                proc = names[k].proc;
+                if (proc == NULL)
+                        return moat_make_error (err, EINVAL, "cannot join the sandbox's %s namespace", join->types[i]);
+                for (size_t j = 0; cfg->linux_ && j < cfg->linux_->n_namespaces; j++)
+                        if (strcmp (cfg->linux_->namespaces[j].type_name, join->types[i]) == 0)
+                                ns = &cfg->linux_->namespaces[j];
+                if (ns == NULL)
+                        return moat_make_error (err, EINVAL, "linux.namespaces has no %s entry to join",
+                                                join->types[i]);
+                free (ns->path);
+                ns->path = xasprintf_r ("/proc/%d/ns/%s", (int)pid, proc);
+        }
+        join->sandbox_pid = pid;
+        return 0;
+}
+
+/* The sandbox's init is still the process whose namespaces were joined. */
+bool
+agent_pod_join_valid (const struct agent_pod_join *join)
+{
+        struct agent_container *sc;
+        bool ok;
+
+        if (join == NULL || join->sandbox_id == NULL || *join->sandbox_id == '\0')
+                return true;
+        pthread_mutex_lock (&agent_lock);
+        sc = agent_container_find (join->sandbox_id);
+        ok = sc && sc->init && !sc->init->exited && sc->init->pid == join->sandbox_pid;
+        pthread_mutex_unlock (&agent_lock);
+        return ok;
+}
+
 /* Drops a reserved entry whose create failed: nobody else can hold it
  * (lookups skip creating entries, RemoveContainer refuses them). */
 static void
@@ -104,8 +164,10 @@ abandon (struct agent_container *c)
 
 int
 agent_container_create (const char *id, const char *config_json, const char *bundle_dir, const char *host_bundle,
-                        struct agent_stdio *stdio, struct agent_container **out, int *tty_master, moat_error_t *err)
+                        struct agent_pod_join *join, struct agent_stdio *stdio, struct agent_container **out,
+                        int *tty_master, moat_error_t *err)
 {
+        bool pod = join && join->sandbox_id && *join->sandbox_id;
         struct agent_container *c = NULL, *old;
         struct oci_config *cfg = NULL;
         struct spawn_request req = {0};
@@ -122,6 +184,10 @@ agent_container_create (const char *id, const char *config_json, const char *bun
         if (cfg->process == NULL) {
                 oci_config_free (cfg);
                 return moat_make_error (err, EINVAL, "config.json: process is required");
+        }
+        if (pod && pod_join_namespaces (cfg, join, err) < 0) {
+                oci_config_free (cfg);
+                return moat_error_wrap (err, "create %s", id);
         }
         if (check_rlimits (cfg->process, "process", err) < 0 || check_namespaces (cfg->linux_, err) < 0 ||
             (cfg->linux_ && agent_seccomp_check (cfg->linux_->seccomp, err) < 0)) {

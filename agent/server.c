@@ -172,6 +172,17 @@ init_netns (struct agent_container *c, int *nsfd, moat_error_t *err)
         return 0;
 }
 
+/* A pod container joined the sandbox's init by pid: if that init exited
+ * meanwhile, the pid may have named another process. */
+static bool
+pod_join_lost (const struct agent_pod_join *join, moat_error_t *err)
+{
+        if (agent_pod_join_valid (join))
+                return false;
+        moat_make_error (err, ESRCH, "sandbox container %s exited during the create", join->sandbox_id);
+        return true;
+}
+
 static int
 h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_error_t *err)
 {
@@ -183,11 +194,15 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         cleanup_close int nsfd = -1;
         Moat__Agent__V1__CreateContainerResponse *r;
 
+        struct agent_pod_join join = {
+                .sandbox_id = q->sandbox_id, .types = q->join_namespaces, .n_types = q->n_join_namespaces};
+
         if (agent_set_hostname (q->host_hostname, err) < 0)
                 return moat_error_wrap (err, "create %s", q->container_id);
         if (claim_stdio (q->container_id, "-", q->stdio, &st, fds, err) < 0)
                 return moat_error_wrap (err, "create %s", q->container_id);
-        if (agent_container_create (q->container_id, q->config_json, bundle, q->bundle, &st, &c, &tty, err) < 0) {
+        if (agent_container_create (q->container_id, q->config_json, bundle, q->bundle, &join, &st, &c, &tty, err) <
+            0) {
                 close_fds (fds);
                 return -1;
         }
@@ -195,7 +210,8 @@ h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moat_
         adopt_stdio (c->init, fds, tty);
         /* its network, before its process runs; a failure stops it (the
          * host then destroys the sandbox, or removes the container) */
-        if (init_netns (c, &nsfd, err) < 0 || agent_net_setup (nsfd, q->interfaces, q->n_interfaces, err) < 0) {
+        if (pod_join_lost (&join, err) || init_netns (c, &nsfd, err) < 0 ||
+            agent_net_setup (nsfd, q->interfaces, q->n_interfaces, err) < 0) {
                 cleanup_error moat_error_t e = NULL;
                 if (agent_container_kill_all (c, SIGKILL, &e) < 0)
                         agent_log ("create %s: %s", q->container_id, e->msg);

@@ -185,25 +185,41 @@ static const struct {
         {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME}, {"mnt", CLONE_NEWNS},  {"user", CLONE_NEWUSER},
 };
 
+/* Opens namespace file `path` of type ns_files[k] for joining: *fd -1
+ * when we are in it already (setns() into our own user namespace fails). */
 static int
-join_ns_path (const char *path, int flag, moat_error_t *err)
+open_ns (const char *path, size_t k, int *fd, moat_error_t *err)
 {
-        cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-        struct stat a, b;
         char self[64];
+        struct stat a, b;
 
-        if (fd < 0)
+        *fd = open (path, O_RDONLY | O_CLOEXEC);
+        if (*fd < 0)
                 return moat_make_error (err, errno, "open namespace %s", path);
-        /* setns() into the namespace we are already in fails for user ns */
-        for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++)
-                if (ns_files[i].flag == flag) {
-                        snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
-                        if (fstat (fd, &a) == 0 && stat (self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-                                return 0;
-                }
-        if (setns (fd, flag) < 0)
-                return moat_make_error (err, errno, "join namespace %s", path);
+        snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[k].name);
+        if (fstat (*fd, &a) == 0 && stat (self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+                close (*fd);
+                *fd = -1;
+        }
         return 0;
+}
+
+/* Joins every namespace opened in nsfd (indexed as ns_files, so user goes
+ * last) and closes them. All are opened before any is joined: once in
+ * another mount or pid namespace, a /proc path may name another process. */
+static int
+join_opened (int *nsfd, const char *const *what, moat_error_t *err)
+{
+        int rc = 0;
+        for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
+                if (nsfd[i] < 0)
+                        continue;
+                if (rc == 0 && setns (nsfd[i], ns_files[i].flag) < 0)
+                        rc = moat_make_error (err, errno, "join namespace %s", what[i]);
+                close (nsfd[i]);
+                nsfd[i] = -1;
+        }
+        return rc;
 }
 
 static int
@@ -505,67 +521,58 @@ intermediate_main (struct spawn_request *r, int sk, const char *bundle_dir, cons
 
         if (r->cgroup_path && agent_cgroup_enter (r->cgroup_path, 0, &err) < 0)
                 child_fail (sk, &err, 1);
-        if (r->join_pid) {
-                /* every namespace is opened before any is joined: once in
-                 * the container's mount namespace, "/proc/<pid>" is its
-                 * procfs, where that pid is another process (or none) */
+        {
                 int nsfd[ARRAY_SIZE (ns_files)];
+                const char *what[ARRAY_SIZE (ns_files)];
+                char paths[ARRAY_SIZE (ns_files)][64];
+
                 for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
-                        char path[64], self[64];
-                        struct stat a, b;
                         nsfd[i] = -1;
-                        snprintf (path, sizeof path, "/proc/%d/ns/%s", r->join_pid, ns_files[i].name);
-                        snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
-                        if (access (path, F_OK) < 0 && errno == ENOENT) {
-                                if (access (self, F_OK) < 0 && errno == ENOENT)
-                                        continue; /* not supported by this kernel */
-                                moat_make_error (&err, ESRCH, "join %s: the container is not running", path);
-                                child_fail (sk, &err, 1);
-                        }
-                        nsfd[i] = open (path, O_RDONLY | O_CLOEXEC);
-                        if (nsfd[i] < 0) {
-                                moat_make_error (&err, errno, "open namespace %s", path);
-                                child_fail (sk, &err, 1);
-                        }
-                        /* setns() into the namespace we are in fails for user ns */
-                        if (fstat (nsfd[i], &a) == 0 && stat (self, &b) == 0 && a.st_ino == b.st_ino &&
-                            a.st_dev == b.st_dev) {
-                                close (nsfd[i]);
-                                nsfd[i] = -1;
-                        }
+                        what[i] = "";
                 }
-                for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
-                        if (nsfd[i] < 0)
-                                continue;
-                        if (setns (nsfd[i], ns_files[i].flag) < 0) {
-                                moat_make_error (&err, errno, "join namespace /proc/%d/ns/%s", r->join_pid,
-                                                 ns_files[i].name);
-                                child_fail (sk, &err, 1);
-                        }
-                        close (nsfd[i]);
-                }
-        } else {
-                /* user namespace paths last: see ns_files */
-                for (size_t k = 0; k < ARRAY_SIZE (ns_files); k++)
-                        for (size_t i = 0; r->config->linux_ && i < r->config->linux_->n_namespaces; i++) {
-                                struct oci_namespace *ns = &r->config->linux_->namespaces[i];
-                                if (ns->clone_flag != ns_files[k].flag)
-                                        continue;
-                                if (ns->path && *ns->path) {
-                                        if (join_ns_path (ns->path, ns->clone_flag, &err) < 0)
-                                                child_fail (sk, &err, 1);
-                                } else if (ns->clone_flag == CLONE_NEWTIME) {
-                                        /* clone() has no room for it: children of P1 get it */
-                                        if (unshare (CLONE_NEWTIME) < 0) {
-                                                moat_make_error (&err, errno, "create the time namespace");
-                                                child_fail (sk, &err, 1);
-                                        }
-                                } else {
-                                        flags |= ns->clone_flag;
-                                        if (ns->clone_flag == CLONE_NEWUSER)
-                                                a.userns = true;
+                if (r->join_pid) {
+                        /* exec: every namespace of the init */
+                        for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++) {
+                                char self[64];
+                                snprintf (paths[i], sizeof paths[i], "/proc/%d/ns/%s", r->join_pid, ns_files[i].name);
+                                snprintf (self, sizeof self, "/proc/self/ns/%s", ns_files[i].name);
+                                what[i] = paths[i];
+                                if (access (paths[i], F_OK) < 0 && errno == ENOENT) {
+                                        if (access (self, F_OK) < 0 && errno == ENOENT)
+                                                continue; /* not supported by this kernel */
+                                        moat_make_error (&err, ESRCH, "join %s: the container is not running",
+                                                         paths[i]);
+                                        child_fail (sk, &err, 1);
                                 }
+                                if (open_ns (paths[i], i, &nsfd[i], &err) < 0)
+                                        child_fail (sk, &err, 1);
                         }
+                } else {
+                        /* create: the config's namespace paths, new ones for the rest */
+                        for (size_t k = 0; k < ARRAY_SIZE (ns_files); k++)
+                                for (size_t i = 0; r->config->linux_ && i < r->config->linux_->n_namespaces; i++) {
+                                        struct oci_namespace *ns = &r->config->linux_->namespaces[i];
+                                        if (ns->clone_flag != ns_files[k].flag)
+                                                continue;
+                                        if (ns->path && *ns->path) {
+                                                what[k] = ns->path;
+                                                if (open_ns (ns->path, k, &nsfd[k], &err) < 0)
+                                                        child_fail (sk, &err, 1);
+                                        } else if (ns->clone_flag == CLONE_NEWTIME) {
+                                                /* clone() has no room for it: children of P1 get it */
+                                                if (unshare (CLONE_NEWTIME) < 0) {
+                                                        moat_make_error (&err, errno, "create the time namespace");
+                                                        child_fail (sk, &err, 1);
+                                                }
+                                        } else {
+                                                flags |= ns->clone_flag;
+                                                if (ns->clone_flag == CLONE_NEWUSER)
+                                                        a.userns = true;
+                                        }
+                                }
+                }
+                if (join_opened (nsfd, what, &err) < 0)
+                        child_fail (sk, &err, 1);
         }
         g = syscall (SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0);
         if (g < 0) {

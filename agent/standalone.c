@@ -35,7 +35,7 @@ agent_standalone (const char *bundle, const char *id)
         prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         if (agent_reaper_start (&err) < 0 || read_file (path, &json, NULL, &err) < 0)
                 goto fail;
-        if (agent_container_create (id, json, abs_bundle, abs_bundle, &stdio, &c, &tty, &err) < 0)
+        if (agent_container_create (id, json, abs_bundle, abs_bundle, NULL, &stdio, &c, &tty, &err) < 0)
                 goto fail;
         if (tty >= 0) /* a terminal was not asked for: cannot happen */
                 close (tty);

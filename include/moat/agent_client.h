@@ -51,12 +51,22 @@ void moat_agent_set_hooks_time (struct moat_agent *a, int ms);
 
 int moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                                  const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err);
+/* A container of a pod, added to the VM of its sandbox container
+ * (CreateContainerRequest.sandbox_id, join_namespaces). */
+struct moat_agent_pod {
+        const char *sandbox_id;
+        const char *const *join; /* OCI namespace types to share with the sandbox */
+        size_t n_join;
+};
 /* The same, with the network interfaces the agent gives the container
- * (include/moat/net.h; CreateContainerRequest.interfaces). */
+ * (include/moat/net.h; CreateContainerRequest.interfaces) and, for a pod's
+ * container, what it shares with the sandbox (NULL: a container of its
+ * own, which also gives the guest the host's hostname). */
 struct moat_net_iface;
 int moat_agent_create_container_net (struct moat_agent *a, const char *id, const char *config_json,
                                      const char *host_bundle, const struct moat_stdio_spec *stdio,
-                                     const struct moat_net_iface *ifs, size_t n_ifs, uint32_t *pid, moat_error_t *err);
+                                     const struct moat_net_iface *ifs, size_t n_ifs, const struct moat_agent_pod *pod,
+                                     uint32_t *pid, moat_error_t *err);
 int moat_agent_start_container (struct moat_agent *a, const char *id, moat_error_t *err);
 int moat_agent_signal (struct moat_agent *a, const char *id, const char *exec_id, int sig, bool all, moat_error_t *err);
 /* *status: the code, or 128+n when killed by signal n. */

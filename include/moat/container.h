@@ -4,11 +4,11 @@
  * Every front end calls these: the runc-compatible CLI (src/cli, one verb
  * each) and, later, the containerd shim (src/shim).
  *
- * Today a sandbox holds exactly one container: moat_container_create boots
- * a sandbox for it and the container's id is the sandbox's.
- * moat_container_create_in is where a second container will join a running
- * sandbox (a pod). Every call takes the container's id and finds the rest
- * in its state under ctx->root. */
+ * moat_container_create boots a sandbox for a container (the container's id
+ * is the sandbox's); moat_container_create_in adds a container to a running
+ * sandbox (a pod: one VM, the sandbox container and its app containers).
+ * Every call takes the container's id and finds the rest in its state
+ * under ctx->root. */
 #ifndef MOAT_CONTAINER_H
 #define MOAT_CONTAINER_H
 
@@ -56,9 +56,16 @@ struct moat_container_create_opts {
 int moat_container_create (const struct moat_context *ctx, const struct moat_container_create_opts *o,
                            moat_error_t *err);
 
-/* A second container in the running sandbox sb (a pod). Not implemented
- * yet: fails with ENOSYS. */
-int moat_container_create_in (const struct moat_context *ctx, struct moat_sandbox *sb,
+/* A container of a pod: created as above, but in the running VM of
+ * container sandbox_id (the pod's sandbox container, under the same root)
+ * rather than a VM of its own (moat_sandbox_join). The namespaces its
+ * config gives a path of type network, ipc, uts or pid (CRI points them at
+ * the sandbox task) are the sandbox container's in the guest; it gets no
+ * network device of its own and its stand-in does not power the VM off.
+ * createContainer hooks are refused (the host view is never lent to a VM
+ * in which a container runs). The caller's process stays in the VMM's
+ * mount namespace. Deleting it removes only this container. */
+int moat_container_create_in (const struct moat_context *ctx, const char *sandbox_id,
                               const struct moat_container_create_opts *o, moat_error_t *err);
 
 /* --- lifecycle --- */

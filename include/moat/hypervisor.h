@@ -73,9 +73,17 @@ const char *moat_hypervisor_auto (char **why);
 #define MOAT_ANNOTATION_HYPERVISOR "org.moat.hypervisor"
 const char *moat_hypervisor_requested (const struct oci_config *cfg);
 
-/* Guest size from linux.resources: memory limit + MOAT_VM_OVERHEAD_MIB
- * (MOAT_VM_DEFAULT_MIB without a limit); vCPUs = ceil(quota/period),
- * at least 1, at most the host's CPUs. */
+/* The CRI's annotations on a pod's sandbox container: its type, and the
+ * pod's resources summed over its containers (kubelet 1.23+). */
+#define MOAT_ANNOTATION_CRI_TYPE "io.kubernetes.cri.container-type"
+#define MOAT_ANNOTATION_CRI_MEMORY "io.kubernetes.cri.sandbox-memory"
+#define MOAT_ANNOTATION_CRI_QUOTA "io.kubernetes.cri.sandbox-cpu-quota"
+#define MOAT_ANNOTATION_CRI_PERIOD "io.kubernetes.cri.sandbox-cpu-period"
+
+/* Guest size from linux.resources, or for a pod's sandbox container from
+ * the CRI sandbox annotations above when they are set: memory limit +
+ * MOAT_VM_OVERHEAD_MIB (MOAT_VM_DEFAULT_MIB without a limit); vCPUs =
+ * ceil(quota/period), at least 1, at most the host's CPUs. */
 void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus);
 
 /* The guest kernel command line (malloc'd). */

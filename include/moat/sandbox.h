@@ -73,6 +73,16 @@ int moat_boot_timeout_ms (void);
 
 int moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **out, moat_error_t *err);
 
+/* A container of a pod: instead of a VM of its own, it joins the running
+ * VM of container sandbox_id (the pod's sandbox container, created or
+ * running, under the same root): validates as moat_sandbox_create, makes
+ * its state (naming the sandbox, its VM and sockets), stages its rootfs
+ * and binds in the sandbox's share from inside the VMM's mount namespace
+ * (this process stays in it: it must be single-threaded) and connects to
+ * the agent. moat_sandbox_destroy of such a sandbox removes only that
+ * container: from the agent, from the share, its cgroup and state. */
+int moat_sandbox_join (const struct moat_sandbox_opts *o, const char *sandbox_id, struct moat_sandbox **out,
+                       moat_error_t *err);
 /* Persists sb->state. */
 int moat_sandbox_save_state (struct moat_sandbox *sb, moat_error_t *err);
 

@@ -18,11 +18,22 @@ struct moat_share {
         char **mounted; /* host mount points made, in order (NULL-terminated) */
         size_t n_mounted;
         char *host_view; /* shared/<id>/host while createContainer hooks may need it */
+        /* A pod's container (moat_share_join): stage attaches its binds in
+         * this mount namespace (the sandbox VMM's, which the caller then
+         * stays in), and release removes only `owned`, its shared/<id>. */
+        int mntns_fd;
+        char *owned;
 };
 
 /* Creates <state_dir>/shared. */
 int moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *err);
 
+/* The share of a running sandbox (share_dir, its <state dir>/shared) for
+ * container `id` of the same pod: moat_share_stage then clones the sources
+ * where the caller's paths resolve, joins mount namespace mntns_fd (the
+ * sandbox VMM's: the process stays there) and attaches them at
+ * share_dir/<id>. mntns_fd stays the caller's. */
+int moat_share_join (struct moat_share *s, const char *share_dir, const char *id, int mntns_fd, moat_error_t *err);
 /* Stages container `id` of `bundle` (absolute) and returns in *guest_json
  * the config as the guest must see it: root.path and bind sources moved
  * into the share, host-side hooks (prestart, createRuntime, poststart,
@@ -39,6 +50,11 @@ int moat_share_drop_host_view (struct moat_share *s, moat_error_t *err);
  * share directory. Safe on a zeroed or partially staged share. */
 int moat_share_release (struct moat_share *s, moat_error_t *err);
 
+/* Undoes the staging of container `id` in share_dir, in the mount
+ * namespace we are in (the sandbox VMM's, or ours once it is gone):
+ * detaches every mount below share_dir/<id>, newest first, and removes
+ * that directory (never crossing a mount point). */
+int moat_share_unstage (const char *share_dir, const char *id, moat_error_t *err);
 /* Whether mount m is a bind mount (type "bind" or a bind/rbind option);
  * *recursive set for rbind. */
 int moat_mount_is_bind (const struct oci_mount *m, int *recursive);

@@ -32,6 +32,13 @@ struct moat_state {
         char *cgroup;       /* host cgroup path (relative to each hierarchy), NULL if none */
         char *vsock_socket; /* hybrid vsock socket path */
         char *console_log;
+        /* A container of a pod added to the running VM of container
+         * `sandbox` (the pod's sandbox container): the VMM, moat-vsock and
+         * the agent socket above are the sandbox's, its files are staged in
+         * share_dir/<id> (the sandbox's share) inside the VMM's mount
+         * namespace. NULL: a sandbox of its own. */
+        char *sandbox;
+        char *share_dir;
         char *dir; /* <root>/<id>, set by moat_state_load (not stored) */
 };
 

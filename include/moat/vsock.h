@@ -21,6 +21,11 @@
 #include "moat/error.h"
 #include "moat/virtqueue.h"
 
+/* Room a hybrid vsock socket path leaves in sun_path for the "_<port>"
+ * suffix of the sockets guest-initiated connections reach: a path must be
+ * shorter than sizeof sun_path - MOAT_VSOCK_PORT_SUFFIX_MAX. */
+#define MOAT_VSOCK_PORT_SUFFIX_MAX 12
+
 #define MOAT_VSOCK_HOST_CID 2
 #define MOAT_VSOCK_DEFAULT_GUEST_CID 3
 #define MOAT_VSOCK_QUEUE_RX 0

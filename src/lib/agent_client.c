@@ -360,7 +360,7 @@ net_msgs_free (Moat__Agent__V1__NetInterface **v, size_t n)
 int
 moat_agent_create_container_net (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                                  const struct moat_stdio_spec *stdio, const struct moat_net_iface *ifs, size_t n_ifs,
-                                 uint32_t *pid, moat_error_t *err)
+                                 const struct moat_agent_pod *pod, uint32_t *pid, moat_error_t *err)
 {
         Moat__Agent__V1__CreateContainerRequest req = MOAT__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         Moat__Agent__V1__StdioSpec s = MOAT__AGENT__V1__STDIO_SPEC__INIT;
@@ -370,10 +370,15 @@ moat_agent_create_container_net (struct moat_agent *a, const char *id, const cha
 
         /* the guest takes the host's hostname (a container without its own
          * UTS namespace sees it, as under runc) */
-        if (gethostname (host, sizeof host) < 0)
+        if (pod == NULL && gethostname (host, sizeof host) < 0)
                 host[0] = '\0';
         host[HOST_NAME_MAX] = '\0';
         req.host_hostname = host;
+        if (pod) {
+                req.sandbox_id = (char *)pod->sandbox_id;
+                req.join_namespaces = (char **)pod->join;
+                req.n_join_namespaces = pod->n_join;
+        }
         stdio_spec_fill (&s, stdio);
         req.container_id = (char *)id;
         req.config_json = (char *)config_json;
@@ -398,7 +403,7 @@ int
 moat_agent_create_container (struct moat_agent *a, const char *id, const char *config_json, const char *host_bundle,
                              const struct moat_stdio_spec *stdio, uint32_t *pid, moat_error_t *err)
 {
-        return moat_agent_create_container_net (a, id, config_json, host_bundle, stdio, NULL, 0, pid, err);
+        return moat_agent_create_container_net (a, id, config_json, host_bundle, stdio, NULL, 0, NULL, pid, err);
 }
 
 int

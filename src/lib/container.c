@@ -445,8 +445,30 @@ run_poststop (struct moat_sandbox *sb, void *ctx)
         moat_hooks_run (sb->cfg, OCI_HOOK_POSTSTOP, sj, true, ctx, &e);
 }
 
-int
-moat_container_create (const struct moat_context *ctx, const struct moat_container_create_opts *o, moat_error_t *err)
+/* The namespaces a pod's container shares with its sandbox: the types its
+ * config gives a path (CRI points them at the sandbox task's
+ * /proc/<pid>/ns/...), among those a container in the VM can share. */
+static size_t
+pod_join_types (const struct oci_config *cfg, const char *join[4])
+{
+        static const char *const shareable[] = {"network", "ipc", "uts", "pid"};
+        size_t n = 0;
+        for (size_t i = 0; cfg->linux_ && i < cfg->linux_->n_namespaces; i++) {
+                const struct oci_namespace *ns = &cfg->linux_->namespaces[i];
+                if (ns->path == NULL || *ns->path == '\0')
+                        continue;
+                for (size_t k = 0; k < ARRAY_SIZE (shareable) && n < 4; k++)
+                        if (strcmp (ns->type_name, shareable[k]) == 0)
+                                join[n++] = shareable[k];
+        }
+        return n;
+}
+
+/* moat_container_create and moat_container_create_in: a sandbox of its own
+ * (sandbox_id NULL) or a container added to the running sandbox. */
+static int
+create_container (const struct moat_context *ctx, const struct moat_container_create_opts *o, const char *sandbox_id,
+                  moat_error_t *err)
 {
         struct moat_sandbox_opts so = {0};
         struct moat_sandbox *sb = NULL;
@@ -505,8 +527,9 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
                 if (check_namespace_paths (cfg, err) < 0)
                         return -1;
                 /* the sandbox network namespace exists before the VM
-                 * boots: its tap is made in it */
-                if (moat_net_sandbox_ns (cfg, &netns_fd, &net_tap, err) < 0)
+                 * boots: its tap is made in it (a pod's container shares
+                 * the sandbox's, in the VM) */
+                if (sandbox_id == NULL && moat_net_sandbox_ns (cfg, &netns_fd, &net_tap, err) < 0)
                         return -1;
         } else
                 moat_error_release (err);
@@ -519,19 +542,29 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
         host_mnt = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
         if (host_mnt < 0)
                 return moat_make_error (err, errno, "open /proc/self/ns/mnt");
-        if (unshare (CLONE_NEWNS) < 0)
-                return moat_make_error (err, errno, "unshare the mount namespace");
-        if (mount (NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
-                return moat_make_error (err, errno, "make / a slave mount");
         hns.mnt_fd = host_mnt;
         a.close_fd = host_mnt;
-
         so.net_tap = net_tap;
         so.netns_fd = netns_fd;
         so.cfg = cfg;
         cfg = NULL;
-        if (moat_sandbox_create (&so, &sb, err) < 0)
-                return -1;
+        if (sandbox_id) {
+                /* a pod's container: the sandbox VMM's mount namespace,
+                 * which moat_sandbox_join stages it in */
+                if (moat_sandbox_join (&so, sandbox_id, &sb, err) < 0)
+                        return -1;
+        } else {
+                if (unshare (CLONE_NEWNS) < 0) {
+                        oci_config_free (so.cfg);
+                        return moat_make_error (err, errno, "unshare the mount namespace");
+                }
+                if (mount (NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+                        oci_config_free (so.cfg);
+                        return moat_make_error (err, errno, "make / a slave mount");
+                }
+                if (moat_sandbox_create (&so, &sb, err) < 0)
+                        return -1;
+        }
         terminal = sb->cfg->process->terminal;
         own_tty = terminal && o->console_socket == NULL; /* foreground run on our terminal */
         if (save_config (sb, err) < 0)
@@ -548,9 +581,8 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
         if (moat_sandbox_save_state (sb, err) < 0)
                 goto fail;
         {
-                pid_t pids[3] = {sb->vmm_pid, sb->vsockd_pid, 0};
-                if (sb->vsockd_pid <= 0)
-                        pids[1] = 0;
+                /* a pod's container: the VM is the sandbox's, in its cgroup */
+                pid_t pids[3] = {sandbox_id ? 0 : sb->vmm_pid, sb->vsockd_pid > 0 ? sb->vsockd_pid : 0, 0};
                 if (moat_hostcg_enter (cgpath, pids, err) < 0)
                         goto fail;
         }
@@ -592,7 +624,7 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
                 .winsize_fd = a.slave >= 0 ? a.slave : (own_tty && isatty (STDIN_FILENO) ? STDIN_FILENO : -1),
                 .raw_in = own_tty,
                 .go_fd = -1,
-                .power_off = true,
+                .power_off = sandbox_id == NULL, /* a pod's VM goes with its sandbox */
                 .vmm_pid = sb->vmm_pid,
                 .vmm_start = sb->state.vmm_start,
                 .extra = extra,
@@ -658,9 +690,15 @@ moat_container_create (const struct moat_context *ctx, const struct moat_contain
                 }
         }
         moat_agent_set_hooks_time (sb->agent, moat_hooks_time_ms (sb->cfg, OCI_HOOK_CREATE_CONTAINER));
-        if (moat_agent_create_container_net (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, ifs, n_ifs, NULL,
-                                             err) < 0)
-                goto fail;
+        {
+                const char *join[4];
+                struct moat_agent_pod pod = {.sandbox_id = sandbox_id, .join = join};
+                if (sandbox_id)
+                        pod.n_join = pod_join_types (sb->cfg, join);
+                if (moat_agent_create_container_net (sb->agent, o->id, sb->guest_config, sb->bundle, &stdio, ifs, n_ifs,
+                                                     sandbox_id ? &pod : NULL, NULL, err) < 0)
+                        goto fail;
+        }
         if (moat_share_drop_host_view (&sb->share, err) < 0)
                 goto fail;
         free (sb->state.status);
@@ -730,11 +768,18 @@ fail:
 }
 
 int
-moat_container_create_in (const struct moat_context *ctx, struct moat_sandbox *sb,
+moat_container_create (const struct moat_context *ctx, const struct moat_container_create_opts *o, moat_error_t *err)
+{
+        return create_container (ctx, o, NULL, err);
+}
+
+int
+moat_container_create_in (const struct moat_context *ctx, const char *sandbox_id,
                           const struct moat_container_create_opts *o, moat_error_t *err)
 {
-        return moat_make_error (err, ENOSYS, "adding container %s to a running sandbox (a pod) is not implemented yet",
-                                o->id);
+        if (sandbox_id == NULL || *sandbox_id == '\0')
+                return moat_make_error (err, EINVAL, "create %s: no sandbox id", o->id);
+        return create_container (ctx, o, sandbox_id, err);
 }
 
 /* ---- start, kill, wait, delete ---- */

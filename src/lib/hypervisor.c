@@ -111,19 +111,62 @@ moat_hypervisor_get (const char *name, moat_error_t *err)
         return NULL;
 }
 
+static const char *
+annotation (const struct oci_config *cfg, const char *key)
+{
+        for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
+                if (strcmp (cfg->annotation_keys[i], key) == 0)
+                        return cfg->annotation_values[i];
+        return NULL;
+}
+
+/* A positive decimal annotation, else 0 (absent or not a number). */
+static uint64_t
+annotation_u64 (const struct oci_config *cfg, const char *key)
+{
+        const char *v = annotation (cfg, key);
+        char *end = NULL;
+        unsigned long long n;
+        if (v == NULL || *v < '0' || *v > '9')
+                return 0;
+        errno = 0;
+        n = strtoull (v, &end, 10);
+        return errno || end == v || *end ? 0 : (uint64_t)n;
+}
+
 void
 moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
 {
         const struct oci_resources *r = cfg && cfg->linux_ ? cfg->linux_->resources : NULL;
         long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+        uint64_t memory = 0, quota = 0, period = 0;
+        const char *type = annotation (cfg, MOAT_ANNOTATION_CRI_TYPE);
 
+        if (r && r->has_memory_limit && r->memory_limit > 0)
+                memory = r->memory_limit;
+        if (r && r->has_cpu_quota && r->cpu_quota > 0) {
+                quota = r->cpu_quota;
+                period = r->has_cpu_period ? r->cpu_period : 0;
+        }
+        /* a pod's sandbox: the VM holds every container of the pod, sized
+         * by what kubelet sums over them (CRI sandbox annotations) */
+        if (type && strcmp (type, "sandbox") == 0) {
+                if (annotation_u64 (cfg, MOAT_ANNOTATION_CRI_MEMORY) > 0)
+                        memory = annotation_u64 (cfg, MOAT_ANNOTATION_CRI_MEMORY);
+                if (annotation_u64 (cfg, MOAT_ANNOTATION_CRI_QUOTA) > 0) {
+                        quota = annotation_u64 (cfg, MOAT_ANNOTATION_CRI_QUOTA);
+                        period = annotation_u64 (cfg, MOAT_ANNOTATION_CRI_PERIOD);
+                }
+        }
         *mem_mib = MOAT_VM_DEFAULT_MIB;
         *vcpus = 1;
-        if (r && r->has_memory_limit && r->memory_limit > 0)
-                *mem_mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
-        if (r && r->has_cpu_quota && r->cpu_quota > 0) {
-                uint64_t period = r->has_cpu_period && r->cpu_period > 0 ? r->cpu_period : 100000;
-                uint64_t n = ((uint64_t)r->cpu_quota + period - 1) / period;
+        if (memory > 0)
+                *mem_mib = (memory + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
+        if (quota > 0) {
+                uint64_t n;
+                if (period == 0)
+                        period = 100000;
+                n = (quota + period - 1) / period;
                 *vcpus = n < 1 ? 1 : n;
         }
         if (ncpu > 0 && *vcpus > (unsigned)ncpu)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "moat/process.h"
 #include "moat/sandbox.h"
 #include "moat/util.h"
+#include "moat/vsock.h"
 
 #define VSOCKD_READY_TIMEOUT_MS 10000
 #define VM_POWEROFF_TIMEOUT_MS 5000
@@ -113,7 +115,7 @@ static const char *
 sock_arg (struct moat_sandbox *sb, const char *abs)
 {
         struct sockaddr_un sun;
-        if (strlen (abs) < sizeof sun.sun_path)
+        if (strlen (abs) < sizeof sun.sun_path - MOAT_VSOCK_PORT_SUFFIX_MAX)
                 return abs;
         return abs + strlen (sb->dir) + 1;
 }
@@ -320,12 +322,52 @@ moat_sandbox_save_state (struct moat_sandbox *sb, moat_error_t *err)
         return moat_state_save (sb->root, &sb->state, err);
 }
 
+/* The state of a new container: the OCI fields from the config, status
+ * "creating", the sockets sb points at. */
+static void
+init_state (struct moat_sandbox *sb)
+{
+        sb->state.id = xstrdup (sb->id);
+        sb->state.bundle = xstrdup (sb->bundle);
+        sb->state.rootfs = sb->cfg->root_path[0] == '/' ? xstrdup (sb->cfg->root_path)
+                                                        : xasprintf_r ("%s/%s", sb->bundle, sb->cfg->root_path);
+        sb->state.status = xstrdup ("creating");
+        sb->state.created = moat_state_now ();
+        sb->state.vsock_socket = xstrdup (sb->vsock_socket);
+        sb->state.console_log = xstrdup (sb->console_log);
+        sb->state.n_annotations = sb->cfg->n_annotations;
+        sb->state.annotation_keys = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
+        sb->state.annotation_values = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
+        for (size_t i = 0; i < sb->cfg->n_annotations; i++) {
+                sb->state.annotation_keys[i] = xstrdup (sb->cfg->annotation_keys[i]);
+                sb->state.annotation_values[i] = xstrdup (sb->cfg->annotation_values[i]);
+        }
+}
+
+/* What both ways to a new container check first: the id, the bundle
+ * (made absolute in sb->bundle) and its config. */
+static int
+check_new (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+{
+        char bundle[PATH_MAX];
+        struct stat st;
+
+        if (moat_state_validate_id (o->id, err) < 0)
+                return -1;
+        if (realpath (o->bundle, bundle) == NULL)
+                return moat_make_error (err, errno, "bundle %s", o->bundle);
+        if (stat (bundle, &st) < 0 || !S_ISDIR (st.st_mode))
+                return moat_make_error (err, ENOTDIR, "bundle %s", bundle);
+        sb->bundle = xstrdup (bundle);
+        if (sb->cfg == NULL && oci_config_load (bundle, &sb->cfg, err) < 0)
+                return -1;
+        return moat_sandbox_check_config (sb->cfg, err);
+}
+
 int
 moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **out, moat_error_t *err)
 {
         struct moat_sandbox *sb = xzalloc (sizeof *sb);
-        char bundle[PATH_MAX];
-        struct stat st;
 
         sb->lock_fd = -1;
         sb->root = xstrdup (o->root);
@@ -333,20 +375,7 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         sb->cfg = o->cfg; /* ours now, whatever happens */
 
         /* 1. validate: nothing is created before this passes */
-        if (moat_state_validate_id (o->id, err) < 0)
-                goto fail;
-        if (realpath (o->bundle, bundle) == NULL) {
-                moat_make_error (err, errno, "bundle %s", o->bundle);
-                goto fail;
-        }
-        if (stat (bundle, &st) < 0 || !S_ISDIR (st.st_mode)) {
-                moat_make_error (err, ENOTDIR, "bundle %s", bundle);
-                goto fail;
-        }
-        sb->bundle = xstrdup (bundle);
-        if (sb->cfg == NULL && oci_config_load (bundle, &sb->cfg, err) < 0)
-                goto fail;
-        if (moat_sandbox_check_config (sb->cfg, err) < 0)
+        if (check_new (sb, o, err) < 0)
                 goto fail;
 
         /* 2. state */
@@ -359,29 +388,14 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         sb->console_log = xasprintf_r ("%s/console.log", sb->dir);
         sb->vmm_log = xasprintf_r ("%s/vmm.log", sb->dir);
         sb->vsockd_log = xasprintf_r ("%s/vsock.log", sb->dir);
-        sb->state.id = xstrdup (o->id);
-        sb->state.bundle = xstrdup (bundle);
-        sb->state.rootfs = sb->cfg->root_path[0] == '/' ? xstrdup (sb->cfg->root_path)
-                                                        : xasprintf_r ("%s/%s", bundle, sb->cfg->root_path);
-        sb->state.status = xstrdup ("creating");
-        sb->state.created = moat_state_now ();
-        sb->state.hypervisor = NULL;
-        sb->state.vsock_socket = xstrdup (sb->vsock_socket);
-        sb->state.console_log = xstrdup (sb->console_log);
-        sb->state.n_annotations = sb->cfg->n_annotations;
-        sb->state.annotation_keys = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
-        sb->state.annotation_values = xzalloc ((sb->cfg->n_annotations + 1) * sizeof (char *));
-        for (size_t i = 0; i < sb->cfg->n_annotations; i++) {
-                sb->state.annotation_keys[i] = xstrdup (sb->cfg->annotation_keys[i]);
-                sb->state.annotation_values[i] = xstrdup (sb->cfg->annotation_values[i]);
-        }
+        init_state (sb);
         if (moat_sandbox_save_state (sb, err) < 0)
                 goto fail;
 
         /* 3. share */
         if (moat_share_init (&sb->share, sb->dir, err) < 0)
                 goto fail;
-        if (moat_share_stage (&sb->share, o->id, bundle, sb->cfg, &sb->guest_config, err) < 0)
+        if (moat_share_stage (&sb->share, o->id, sb->bundle, sb->cfg, &sb->guest_config, err) < 0)
                 goto fail;
 
         /* 4. moat-vsock (for backends that need it), then the VM */
@@ -397,6 +411,106 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         return 0;
 
 fail:
+        moat_sandbox_destroy (sb, NULL);
+        return -1;
+}
+
+/* The running sandbox a pod's container joins: its state, live, with a
+ * VM of its own; *mntns_fd its VMM's mount namespace. */
+static int
+open_host_sandbox (const char *root, const char *sandbox_id, struct moat_state **out, int *mntns_fd, moat_error_t *err)
+{
+        struct moat_state *h = NULL;
+        const char *status;
+        char path[64];
+
+        if (moat_state_validate_id (sandbox_id, err) < 0)
+                return -1;
+        if (moat_state_load (root, sandbox_id, &h, err) < 0)
+                return moat_error_wrap (err, "sandbox");
+        status = moat_state_live_status (h);
+        if (h->sandbox)
+                moat_make_error (err, EINVAL, "sandbox %s is itself a container of sandbox %s", sandbox_id, h->sandbox);
+        else if (strcmp (status, "created") != 0 && strcmp (status, "running") != 0)
+                moat_make_error (err, EINVAL, "sandbox %s is not running (status: %s)", sandbox_id, status);
+        else if (h->vmm_pid <= 0 || h->vsock_socket == NULL)
+                moat_make_error (err, EINVAL, "sandbox %s has no VM in its state", sandbox_id);
+        else {
+                snprintf (path, sizeof path, "/proc/%d/ns/mnt", (int)h->vmm_pid);
+                *mntns_fd = open (path, O_RDONLY | O_CLOEXEC);
+                if (*mntns_fd < 0)
+                        moat_make_error (err, errno, "sandbox %s: open %s", sandbox_id, path);
+                else if (!moat_pid_alive (h->vmm_pid, h->vmm_start)) {
+                        /* the pid named another process by then */
+                        close (*mntns_fd);
+                        *mntns_fd = -1;
+                        moat_make_error (err, ESRCH, "sandbox %s: its VM is gone", sandbox_id);
+                } else {
+                        *out = h;
+                        return 0;
+                }
+        }
+        moat_state_free (h);
+        return -1;
+}
+
+int
+moat_sandbox_join (const struct moat_sandbox_opts *o, const char *sandbox_id, struct moat_sandbox **out,
+                   moat_error_t *err)
+{
+        struct moat_sandbox *sb = xzalloc (sizeof *sb);
+        struct moat_state *h = NULL;
+        cleanup_close int mntns = -1;
+        cleanup_free char *share_dir = NULL;
+
+        sb->lock_fd = -1;
+        sb->root = xstrdup (o->root);
+        sb->id = xstrdup (o->id);
+        sb->cfg = o->cfg;
+
+        /* 1. validate, and find the sandbox's VM */
+        if (check_new (sb, o, err) < 0)
+                goto fail;
+        if (strcmp (o->id, sandbox_id) == 0) {
+                moat_make_error (err, EINVAL, "container %s cannot join itself as its sandbox", o->id);
+                goto fail;
+        }
+        if (open_host_sandbox (o->root, sandbox_id, &h, &mntns, err) < 0)
+                goto fail;
+
+        /* 2. state: the sandbox's VM, sockets and share */
+        if (moat_state_create (o->root, o->id, &sb->lock_fd, err) < 0)
+                goto fail;
+        sb->state_created = true;
+        sb->dir = moat_state_dir (o->root, o->id);
+        sb->vsock_socket = xstrdup (h->vsock_socket);
+        sb->console_log = h->console_log ? xstrdup (h->console_log) : xstrdup ("");
+        sb->vmm_pid = h->vmm_pid;
+        init_state (sb);
+        sb->state.hypervisor = h->hypervisor ? xstrdup (h->hypervisor) : NULL;
+        sb->state.vmm_pid = h->vmm_pid;
+        sb->state.vmm_start = h->vmm_start;
+        sb->state.sandbox = xstrdup (sandbox_id);
+        share_dir = xasprintf_r ("%s/shared", h->dir);
+        sb->state.share_dir = xstrdup (share_dir);
+        if (moat_sandbox_save_state (sb, err) < 0)
+                goto fail;
+
+        /* 3. its files, staged in the VMM's mount namespace (we stay there) */
+        if (moat_share_join (&sb->share, share_dir, o->id, mntns, err) < 0 ||
+            moat_share_stage (&sb->share, o->id, sb->bundle, sb->cfg, &sb->guest_config, err) < 0)
+                goto fail;
+
+        /* 4. the agent */
+        if (moat_agent_open (sb->vsock_socket, AGENT_OPEN_TIMEOUT_MS, &sb->agent, err) < 0) {
+                moat_error_wrap (err, "connect to the agent of sandbox %s", sandbox_id);
+                goto fail;
+        }
+        moat_state_free (h);
+        *out = sb;
+        return 0;
+fail:
+        moat_state_free (h);
         moat_sandbox_destroy (sb, NULL);
         return -1;
 }
@@ -562,6 +676,89 @@ stop_vm (struct moat_sandbox *sb)
         sb->vmm_reaped = true;
 }
 
+/* A pod's container, in the sandbox's VM that stays: its processes are
+ * killed (first, for a loaded one whose stand-in should report 137) and
+ * the agent forgets it. */
+static void
+stop_member (struct moat_sandbox *sb)
+{
+        cleanup_error moat_error_t e = NULL;
+        const struct moat_state *st = &sb->state;
+
+        if (sb->vmm_pid <= 0 || !moat_pid_alive (sb->vmm_pid, st->vmm_start))
+                return;
+        if (sb->agent == NULL && (sb->vsock_socket == NULL ||
+                                  moat_agent_open (sb->vsock_socket, AGENT_OPEN_TIMEOUT_MS, &sb->agent, &e) < 0)) {
+                moat_debug ("%s: agent: %s", sb->id, e ? e->msg : "no socket");
+                return;
+        }
+        if (!sb->state_created && strcmp (moat_state_live_status (st), "stopped") != 0) {
+                if (moat_agent_signal (sb->agent, st->id, NULL, SIGKILL, true, &e) < 0) {
+                        moat_debug ("%s: SIGKILL: %s", st->id, e->msg);
+                        moat_error_release (&e);
+                } else if (st->pid > 0 && st->pid != getpid ())
+                        wait_gone (st->pid, st->pid_start, STANDIN_EXIT_TIMEOUT_MS);
+        }
+        if (moat_agent_remove_container (sb->agent, st->id, true, &e) < 0)
+                moat_debug ("%s: RemoveContainer: %s", st->id, e->msg);
+        moat_agent_free (sb->agent);
+        sb->agent = NULL;
+}
+
+/* A pod's container's files in the sandbox's share: what this process
+ * staged (it is in the VMM's mount namespace), else, for a loaded one,
+ * from a child that joins that namespace while the VMM lives (once it is
+ * gone, its mounts are gone with it and only the directory is left). */
+static int
+unstage_member (struct moat_sandbox *sb, moat_error_t *err)
+{
+        int p[2], status = 0;
+        char msg[1024];
+        ssize_t n;
+        pid_t child;
+
+        if (sb->share.dir)
+                return moat_share_release (&sb->share, err);
+        if (sb->state.share_dir == NULL)
+                return 0;
+        if (pipe2 (p, O_CLOEXEC) < 0)
+                return moat_make_error (err, errno, "pipe");
+        child = fork ();
+        if (child < 0) {
+                close (p[0]);
+                close (p[1]);
+                return moat_make_error (err, errno, "fork");
+        }
+        if (child == 0) {
+                moat_error_t e = NULL;
+                char path[64];
+                int fd;
+                close (p[0]);
+                snprintf (path, sizeof path, "/proc/%d/ns/mnt", (int)sb->vmm_pid);
+                fd = sb->vmm_pid > 0 ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+                if (fd >= 0 && moat_pid_alive (sb->vmm_pid, sb->state.vmm_start) && setns (fd, CLONE_NEWNS) < 0)
+                        moat_make_error (&e, errno, "join the mount namespace of the sandbox's VMM");
+                if (e == NULL)
+                        moat_share_unstage (sb->state.share_dir, sb->id, &e);
+                if (e && write (p[1], e->msg, strlen (e->msg)) < 0)
+                        _exit (2);
+                _exit (e ? 1 : 0);
+        }
+        close (p[1]);
+        if (moat_wait_pid (child, 10000, &status) != 1) {
+                kill (child, SIGKILL);
+                waitpid (child, &status, 0);
+                close (p[0]);
+                return moat_make_error (err, ETIMEDOUT, "unstage %s from the sandbox's share: timed out", sb->id);
+        }
+        n = read (p[0], msg, sizeof msg - 1);
+        close (p[0]);
+        if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+                return 0;
+        msg[n > 0 ? n : 0] = '\0';
+        return moat_make_error (err, 0, "unstage %s from the sandbox's share: %s", sb->id, n > 0 ? msg : "failed");
+}
+
 int
 moat_sandbox_load (const char *root, struct moat_state *st, struct moat_sandbox **out, moat_error_t *err)
 {
@@ -603,8 +800,11 @@ moat_sandbox_destroy (struct moat_sandbox *sb, moat_error_t *err)
 
         if (sb == NULL)
                 return 0;
-        /* 1. the VM */
-        stop_vm (sb);
+        /* 1. the VM (a pod's container: its processes in the VM that stays) */
+        if (sb->state.sandbox)
+                stop_member (sb);
+        else
+                stop_vm (sb);
         /* 2. the stand-in (its process is gone with the VM: it exits on its
          * own once it has drained the output and taken its tc redirect
          * off the network interface; killed if it does not; create stops
@@ -625,9 +825,9 @@ moat_sandbox_destroy (struct moat_sandbox *sb, moat_error_t *err)
         /* 3. the share: the mounts create staged (in its own mount
          * namespace), else the one private mount with every staged bind
          * below it */
-        if (moat_share_release (&sb->share, &e) < 0)
+        if ((sb->state.sandbox ? unstage_member (sb, &e) : moat_share_release (&sb->share, &e)) < 0)
                 step_failed (sb, &e, &first);
-        if (sb->dir) {
+        if (sb->dir && sb->state.sandbox == NULL) {
                 shared = xasprintf_r ("%s/shared", sb->dir);
                 for (int i = 0; i < 64; i++)
                         if (umount2 (shared, MNT_DETACH) < 0) {

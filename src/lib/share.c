@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
-#include <sys/syscall.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +30,7 @@ int
 moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *err)
 {
         memset (s, 0, sizeof *s);
+        s->mntns_fd = -1;
         s->dir = xasprintf_r ("%s/shared", state_dir);
         if (mkdir (s->dir, 0711) < 0 && errno != EEXIST)
                 return moat_make_error (err, errno, "mkdir %s", s->dir);
@@ -38,6 +42,18 @@ moat_share_init (struct moat_share *s, const char *state_dir, moat_error_t *err)
         record (s, s->dir);
         if (mount (NULL, s->dir, NULL, MS_PRIVATE, NULL) < 0)
                 return moat_make_error (err, errno, "make %s private", s->dir);
+        return 0;
+}
+
+int
+moat_share_join (struct moat_share *s, const char *share_dir, const char *id, int mntns_fd, moat_error_t *err)
+{
+        memset (s, 0, sizeof *s);
+        s->mntns_fd = mntns_fd;
+        s->dir = xstrdup (share_dir);
+        s->owned = xasprintf_r ("%s/%s", share_dir, id);
+        if (access (s->dir, F_OK) < 0)
+                return moat_make_error (err, errno, "the sandbox's share %s", s->dir);
         return 0;
 }
 
@@ -60,29 +76,65 @@ moat_mount_is_bind (const struct oci_mount *m, int *recursive)
         return bind;
 }
 
-/* Bind source onto target (created as a file or directory to match). */
+/* A bind the share stages: the source cloned (open_tree) where the
+ * caller's paths resolve, attached at target afterwards, possibly in
+ * another mount namespace (a pod's container joining the sandbox VMM's). */
+struct staged_bind {
+        int fd;
+        bool dir;
+        char *target;
+        const char *what; /* for errors */
+};
+
+static void
+staged_binds_free (struct staged_bind *b, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (b[i].fd >= 0)
+                        close (b[i].fd);
+                free (b[i].target);
+        }
+        free (b);
+}
+
+/* Clones source (recursively for rbind; read-only on top when asked). */
 static int
-bind_into (struct moat_share *s, const char *source, const char *target, int recursive, int readonly, moat_error_t *err)
+clone_source (const char *source, int recursive, int readonly, struct staged_bind *b, moat_error_t *err)
 {
         struct stat st;
-        unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
+        struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
 
         if (stat (source, &st) < 0)
                 return moat_make_error (err, errno, "%s", source);
-        if (S_ISDIR (st.st_mode)) {
-                if (mkdir (target, 0700) < 0 && errno != EEXIST)
-                        return moat_make_error (err, errno, "mkdir %s", target);
+        b->dir = S_ISDIR (st.st_mode);
+        b->fd = syscall (SYS_open_tree, AT_FDCWD, source,
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+        if (b->fd < 0)
+                return moat_make_error (err, errno, "bind %s", source);
+        if (readonly && syscall (SYS_mount_setattr, b->fd, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
+                return moat_make_error (err, errno, "make the bind of %s read-only", source);
+        return 0;
+}
+
+/* Attaches a cloned source at its target (created as a file or directory
+ * to match), in the mount namespace we are in now. */
+static int
+attach (struct moat_share *s, struct staged_bind *b, moat_error_t *err)
+{
+        if (b->dir) {
+                if (mkdir (b->target, 0700) < 0 && errno != EEXIST)
+                        return moat_make_error (err, errno, "mkdir %s", b->target);
         } else {
-                int fd = open (target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                int fd = open (b->target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return moat_make_error (err, errno, "create %s", target);
+                        return moat_make_error (err, errno, "create %s", b->target);
                 close (fd);
         }
-        if (mount (source, target, NULL, flags, NULL) < 0)
-                return moat_make_error (err, errno, "bind %s to %s", source, target);
-        record (s, target);
-        if (readonly && mount (NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
-                return moat_make_error (err, errno, "remount %s read-only", target);
+        if (syscall (SYS_move_mount, b->fd, "", AT_FDCWD, b->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return moat_make_error (err, errno, "bind to %s", b->target);
+        record (s, b->target);
+        close (b->fd);
+        b->fd = -1;
         return 0;
 }
 
@@ -252,54 +304,84 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
         const char *mounts_path[] = {"mounts", NULL};
         const char *hooks_path[] = {"hooks", NULL};
         yajl_val v, mounts, hooks;
-        int any_bind = 0;
+        struct staged_bind *binds = NULL;
+        size_t n_binds = 0;
 
-        if (mkdir (cdir, 0711) < 0)
-                return moat_make_error (err, errno, "mkdir %s", cdir);
+        if (s->mntns_fd >= 0 && cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER] > 0)
+                return moat_make_error (err, ENOTSUP,
+                                        "hooks.createContainer: not supported in a container added to a running "
+                                        "sandbox (the host view is never lent to a VM where a container runs)");
+        binds = xzalloc ((cfg->n_mounts + 1) * sizeof *binds);
         rootfs = resolve (bundle, cfg->root_path);
         if (cfg->root_readonly && prepare_mountpoints (bundle, rootfs, cfg, err) < 0)
-                return -1;
-        if (bind_into (s, rootfs, rootfs_target, 1, cfg->root_readonly, err) < 0)
-                return moat_error_wrap (err, "root.path");
-        if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER] > 0 && stage_host_view (s, cdir, err) < 0)
-                return moat_error_wrap (err, "hooks.createContainer");
-
-        for (size_t i = 0; i < cfg->n_mounts; i++) {
-                int rec;
-                if (moat_mount_is_bind (&cfg->mounts[i], &rec)) {
-                        any_bind = 1;
-                        break;
-                }
+                goto fail;
+        /* 1. every source, where the bundle's paths resolve */
+        binds[0].fd = -1;
+        binds[0].target = xstrdup (rootfs_target);
+        binds[0].what = "root.path";
+        n_binds = 1;
+        if (clone_source (rootfs, 1, cfg->root_readonly, &binds[0], err) < 0) {
+                moat_error_wrap (err, "root.path");
+                goto fail;
         }
-        if (any_bind && mkdir (mdir, 0711) < 0)
-                return moat_make_error (err, errno, "mkdir %s", mdir);
-
         mounts = oci_tree_get (cfg->tree, mounts_path);
         for (size_t i = 0; i < cfg->n_mounts; i++) {
                 struct oci_mount *m = &cfg->mounts[i];
                 cleanup_free char *src = NULL;
-                cleanup_free char *target = NULL;
                 cleanup_free char *guest = NULL;
                 const char *src_key[] = {"source", NULL};
+                struct staged_bind *b = &binds[n_binds];
                 int rec;
 
                 if (!moat_mount_is_bind (m, &rec))
                         continue;
-                if (m->source == NULL)
-                        return moat_make_error (err, 0, "mounts[%zu] (%s): bind mount without a source", i,
-                                                m->destination);
-                src = resolve (bundle, m->source);
-                target = xasprintf_r ("%s/%zu", mdir, i);
-                if (bind_into (s, src, target, rec, has_option (m->options, "ro"), err) < 0)
-                        return moat_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
-                guest = xasprintf_r ("%s/%s/mounts/%zu", MOAT_GUEST_SHARE, id, i);
-                if (mounts == NULL || !YAJL_IS_ARRAY (mounts) || i >= YAJL_GET_ARRAY (mounts)->len)
-                        return moat_make_error (err, 0, "mounts[%zu]: not in the config tree", i);
+                if (m->source == NULL) {
+                        moat_make_error (err, 0, "mounts[%zu] (%s): bind mount without a source", i, m->destination);
+                        goto fail;
+                }
+                if (mounts == NULL || !YAJL_IS_ARRAY (mounts) || i >= YAJL_GET_ARRAY (mounts)->len) {
+                        moat_make_error (err, 0, "mounts[%zu]: not in the config tree", i);
+                        goto fail;
+                }
                 v = oci_tree_get (YAJL_GET_ARRAY (mounts)->values[i], src_key);
-                if (v == NULL || !YAJL_IS_STRING (v))
-                        return moat_make_error (err, 0, "mounts[%zu]: source is not a string", i);
+                if (v == NULL || !YAJL_IS_STRING (v)) {
+                        moat_make_error (err, 0, "mounts[%zu]: source is not a string", i);
+                        goto fail;
+                }
+                src = resolve (bundle, m->source);
+                b->fd = -1;
+                b->target = xasprintf_r ("%s/%zu", mdir, i);
+                n_binds++;
+                if (clone_source (src, rec, has_option (m->options, "ro"), b, err) < 0) {
+                        moat_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
+                        goto fail;
+                }
+                guest = xasprintf_r ("%s/%s/mounts/%zu", MOAT_GUEST_SHARE, id, i);
                 oci_tree_set_string (v, guest);
         }
+        /* 2. into the sandbox VMM's mount namespace (a pod's container) */
+        if (s->mntns_fd >= 0 && setns (s->mntns_fd, CLONE_NEWNS) < 0) {
+                moat_make_error (err, errno, "join the mount namespace of the sandbox's VMM");
+                goto fail;
+        }
+        /* 3. attach them */
+        if (mkdir (cdir, 0711) < 0) {
+                moat_make_error (err, errno, "mkdir %s", cdir);
+                goto fail;
+        }
+        if (n_binds > 1 && mkdir (mdir, 0711) < 0) {
+                moat_make_error (err, errno, "mkdir %s", mdir);
+                goto fail;
+        }
+        for (size_t i = 0; i < n_binds; i++)
+                if (attach (s, &binds[i], err) < 0) {
+                        moat_error_wrap (err, "%s", binds[i].what ? binds[i].what : "mounts");
+                        goto fail;
+                }
+        staged_binds_free (binds, n_binds);
+        binds = NULL;
+        if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER] > 0 && stage_host_view (s, cdir, err) < 0)
+                return moat_error_wrap (err, "hooks.createContainer");
 
         v = oci_tree_get (cfg->tree, root_path);
         if (v == NULL || !YAJL_IS_STRING (v))
@@ -323,6 +405,9 @@ moat_share_stage (struct moat_share *s, const char *id, const char *bundle, stru
         if (*guest_json == NULL)
                 return moat_make_error (err, ENOMEM, "serialise the guest config");
         return 0;
+fail:
+        staged_binds_free (binds, n_binds);
+        return -1;
 }
 
 int
@@ -340,9 +425,72 @@ moat_share_release (struct moat_share *s, moat_error_t *err)
         free (s->host_view);
         s->host_view = NULL;
         s->n_mounted = 0;
-        if (ret == 0 && rm_rf (s->dir, err) < 0)
+        if (ret == 0 && rm_rf (s->owned ? s->owned : s->dir, err) < 0)
                 ret = -1;
         free (s->dir);
         s->dir = NULL;
+        free (s->owned);
+        s->owned = NULL;
+        return ret;
+}
+
+/* A mount point of /proc/self/mountinfo (field 5), its octal escapes
+ * (\040 for a space...) decoded in place. */
+static char *
+mountinfo_point (char *line)
+{
+        char *p = line, *out, *w;
+        for (int f = 0; f < 4 && p; f++) {
+                p = strchr (p, ' ');
+                if (p)
+                        p++;
+        }
+        if (p == NULL)
+                return NULL;
+        out = w = p;
+        for (; *p && *p != ' '; p++) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                    p[3] <= '7') {
+                        *w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+                        p += 3;
+                } else
+                        *w++ = *p;
+        }
+        *w = '\0';
+        return out;
+}
+
+int
+moat_share_unstage (const char *share_dir, const char *id, moat_error_t *err)
+{
+        cleanup_free char *cdir = xasprintf_r ("%s/%s", share_dir, id);
+        size_t n = strlen (cdir);
+        FILE *f = fopen ("/proc/self/mountinfo", "re");
+        char **points = NULL;
+        size_t n_points = 0;
+        char *line = NULL;
+        size_t cap = 0;
+        int ret = 0;
+
+        if (f == NULL)
+                return moat_make_error (err, errno, "open /proc/self/mountinfo");
+        while (getline (&line, &cap, f) > 0) {
+                char *mp = mountinfo_point (line);
+                if (mp && strncmp (mp, cdir, n) == 0 && (mp[n] == '\0' || mp[n] == '/')) {
+                        points = xrealloc (points, (n_points + 1) * sizeof *points);
+                        points[n_points++] = xstrdup (mp);
+                }
+        }
+        free (line);
+        fclose (f);
+        /* the most recent first: submounts go before what they sit on */
+        for (size_t i = n_points; i > 0; i--) {
+                if (umount2 (points[i - 1], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT && ret == 0)
+                        ret = moat_make_error (err, errno, "unmount %s", points[i - 1]);
+                free (points[i - 1]);
+        }
+        free (points);
+        if (ret == 0 && access (cdir, F_OK) == 0 && rm_rf (cdir, err) < 0)
+                ret = -1;
         return ret;
 }

@@ -235,6 +235,10 @@ state_json (const struct moat_state *st, const char *status, int pretty, bool in
                 moat_gen_kv (g, "vsockSocket", st->vsock_socket);
                 moat_gen_kv (g, "consoleLog", st->console_log);
                 moat_gen_kv (g, "cgroup", st->cgroup);
+                if (st->sandbox)
+                        moat_gen_kv (g, "sandbox", st->sandbox);
+                if (st->share_dir)
+                        moat_gen_kv (g, "shareDir", st->share_dir);
         } else
                 moat_gen_kv (g, "hypervisor", st->hypervisor);
         yajl_gen_map_close (g);
@@ -402,6 +406,8 @@ moat_state_load (const char *root, const char *id, struct moat_state **out, moat
         st->cgroup = get_str (t, "cgroup");
         st->vsock_socket = get_str (t, "vsockSocket");
         st->console_log = get_str (t, "consoleLog");
+        st->sandbox = get_str (t, "sandbox");
+        st->share_dir = get_str (t, "shareDir");
         ann = yajl_tree_get (t, ann_path, yajl_t_object);
         if (ann) {
                 size_t n = YAJL_GET_OBJECT (ann)->len;
@@ -446,6 +452,8 @@ moat_state_clear (struct moat_state *st)
         free (st->vsock_socket);
         free (st->console_log);
         free (st->cgroup);
+        free (st->sandbox);
+        free (st->share_dir);
         free (st->dir);
         memset (st, 0, sizeof *st);
 }

@@ -64,11 +64,14 @@ shim_internal (const struct shim_opts *o, int argc, char **argv)
         argc -= 2;
         argv += 2;
         if (strcmp (verb, "create") == 0 && argc >= 2) {
-                /* create BUNDLE CONSOLE_SOCKET|- */
+                /* create BUNDLE CONSOLE_SOCKET|- [SANDBOX_ID|-]: with a
+                 * sandbox id, in that container's VM (a pod) */
                 pid_t pid = 0;
+                const char *sandbox = arg (argv, argc, 2);
                 struct moat_container_create_opts co = {
                         .id = o->id, .bundle = argv[0], .console_socket = arg (argv, argc, 1), .standin_pid = &pid};
-                rc = moat_container_create (&ctx, &co, &err);
+                rc = sandbox ? moat_container_create_in (&ctx, sandbox, &co, &err)
+                             : moat_container_create (&ctx, &co, &err);
                 if (rc == 0)
                         value = xasprintf_r ("%d", (int)pid);
         } else if (strcmp (verb, "start") == 0) {

@@ -108,9 +108,9 @@ main (int argc, char **argv)
         if (r)
                 return r;
         if (version) {
-                /* Features: what works (tests read it); "pods" once one VM
-                 * holds every container of a pod */
-                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n  Features: tasks\n", SHIM_NAME,
+                /* Features: what works (tests read it): tasks, and pods
+                 * (one VM holds every container of a pod) */
+                printf ("%s:\n  Version:  %s\n  Runtime:  io.containerd.moat.v2\n  Features: tasks pods\n", SHIM_NAME,
                         MOAT_VERSION);
                 return 0;
         }

@@ -512,25 +512,29 @@ shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
         Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
         Containerd__Events__TaskIO eio = CONTAINERD__EVENTS__TASK_IO__INIT;
         cleanup_free char *value = NULL;
+        cleanup_free char *sandbox = NULL;
         struct shim_task *t;
         struct shim_proc *p;
 
         if (q->checkpoint && *q->checkpoint)
                 return moat_make_error (err, ENOSYS, "create %s from a checkpoint: not supported by moat", q->id);
         {
-                /* a pod's app container belongs in the pod's VM, which is
-                 * not built yet: refuse it rather than give it a VM of its
-                 * own without the pod's network */
+                /* a pod's app container joins the VM of the pod's sandbox
+                 * container, which this shim runs (start groups a pod's
+                 * containers by the sandbox id) */
                 cleanup_free char *type = shim_annotation (q->bundle, SHIM_CONTAINER_TYPE_ANNOTATION, err);
                 if (type == NULL)
                         return moat_error_wrap (err, "create %s", q->id);
-                if (strcmp (type, "container") == 0)
-                        return moat_make_error (
-                                err, ENOSYS,
-                                "create %s: containers of a Kubernetes pod are not yet supported by " SHIM_NAME
-                                " (one VM per pod is not built yet; use the runc handler with moat as "
-                                "its runc binary meanwhile, docs/kubernetes.md)",
-                                q->id);
+                if (strcmp (type, "container") == 0) {
+                        sandbox = shim_annotation (q->bundle, SHIM_SANDBOX_ID_ANNOTATION, err);
+                        if (sandbox == NULL)
+                                return moat_error_wrap (err, "create %s", q->id);
+                        if (*sandbox == '\0')
+                                return moat_make_error (err, EINVAL,
+                                                        "create %s: container-type \"container\" without a "
+                                                        "sandbox id (%s)",
+                                                        q->id, SHIM_SANDBOX_ID_ANNOTATION);
+                }
         }
         pthread_mutex_lock (&s->lock);
         if (find_locked (s, q->id)) {
@@ -561,7 +565,7 @@ shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
                 goto fail;
         p->io_open = true;
         {
-                const char *args[] = {q->bundle, or_dash (p->io.console_path), NULL};
+                const char *args[] = {q->bundle, or_dash (p->io.console_path), or_dash (sandbox), NULL};
                 if (shim_call (s, q->id, "create", args, q->terminal ? NULL : p->io.fds, &value, err) < 0)
                         goto fail;
         }

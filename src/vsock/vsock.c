@@ -942,7 +942,7 @@ moat_vsock_new (const struct moat_vsock_config *cfg, struct moat_vsock **out, mo
         }
         if (cfg->uds_path) {
                 struct sockaddr_un sun = {.sun_family = AF_UNIX};
-                if (strlen (cfg->uds_path) >= sizeof sun.sun_path - 12) {
+                if (strlen (cfg->uds_path) >= sizeof sun.sun_path - MOAT_VSOCK_PORT_SUFFIX_MAX) {
                         moat_make_error (err, ENAMETOOLONG, "hybrid vsock socket path %s", cfg->uds_path);
                         goto fail;
                 }

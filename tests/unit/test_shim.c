@@ -206,8 +206,9 @@ test_start_connect_shutdown (void **state)
                 assert_int_equal (task_call (c, "Create", &q.base,
                                              &containerd__task__v2__create_task_response__descriptor, &r, &err),
                                   -1);
-                assert_int_equal (err->errno_, ENOSYS); /* Unimplemented */
-                assert_non_null (strstr (err->msg, "not yet supported"));
+                /* the bundle's config is not one a container can run:
+                 * the error comes back naming it, and the shim goes on */
+                assert_non_null (strstr (err->msg, "config.json"));
                 moat_error_release (&err);
         }
         {
