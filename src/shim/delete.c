@@ -45,6 +45,7 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
                 rootfs = xasprintf_r ("%s/rootfs", bundle);
                 while (umount2 (rootfs, MNT_DETACH) == 0) {
                 }
+                shim_remove_stale_socket (bundle);
         }
         /* containerd's convention for a task whose shim died: killed */
         clock_gettime (CLOCK_REALTIME, &now);

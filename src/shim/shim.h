@@ -49,6 +49,9 @@ int shim_internal (const struct shim_opts *o, int argc, char **argv);
 char *shim_socket_address (const char *address, const char *ns, const char *group);
 /* The annotation key of the bundle's config.json ("" if absent). */
 char *shim_annotation (const char *bundle_dir, const char *key, moat_error_t *err);
+/* The socket the bundle's "address" file names, when it is ours and no
+ * shim serves it any more (a shim killed before it could remove it): gone. */
+void shim_remove_stale_socket (const char *bundle);
 #define SHIM_CONTAINER_TYPE_ANNOTATION "io.kubernetes.cri.container-type"
 /* The group of the bundle in dir (its config.json annotations), or id. */
 char *shim_group (const char *bundle_dir, const char *id, moat_error_t *err);

@@ -111,6 +111,26 @@ can_connect (const char *path)
         return getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0;
 }
 
+void
+shim_remove_stale_socket (const char *bundle)
+{
+        cleanup_free char *file = xasprintf_r ("%s/address", bundle);
+        cleanup_free char *addr = NULL;
+        cleanup_error moat_error_t e = NULL;
+        const char *prefix = "unix://" SHIM_SOCKET_DIR "/";
+        size_t len = 0;
+        struct stat st;
+
+        if (read_file (file, &addr, &len, &e) < 0 || strncmp (addr, prefix, strlen (prefix)) != 0 ||
+            strchr (addr + strlen (prefix), '/') != NULL)
+                return;
+        addr[strcspn (addr, "\n")] = '\0';
+        /* ours (under SHIM_SOCKET_DIR, a socket) and nobody serves it */
+        if (lstat (addr + strlen ("unix://"), &st) == 0 && S_ISSOCK (st.st_mode) &&
+            !can_connect (addr + strlen ("unix://")))
+                unlink (addr + strlen ("unix://"));
+}
+
 /* Returns 0 with the listening fd in *out, 1 when a live shim already
  * serves path, -1. */
 static int

@@ -29,6 +29,8 @@ GROUPS_=("pod: one kernel, 127.0.0.1, shared volume, pod IP"
     "exec, exit codes, stop, logs, lists and stats"
     "two pods"
     "teardown: nothing left"
+    "faults: shim killed, VMM killed, containerd restarted"
+    "pod create/remove cycles"
     "ctr run")
 
 # --- prerequisites --------------------------------------------------------------
@@ -560,10 +562,155 @@ group_two_pods() {
     return 0
 }
 
+# pod_left H N ID: what is left on the host of pod H-N (id ID) and its
+# containers (CIDS[H-N]) once it was removed, as " kind:what" words
+pod_left() {
+    local h=$1 n=$2 p=$3 id left cg cgs
+    left=""
+    cri pods | jq -e --arg p "$p" 'any(.items[]; .id == $p)' >/dev/null && left="$left ListPodSandbox"
+    [ "$(cri ps --pod "$p" | jq '.containers | length')" = 0 ] || left="$left ListContainers"
+    if pgrep -f -- "containerd-shim-$h-v2 .*-id $p" >/dev/null; then
+        left="$left shim:$(pgrep -f -- "containerd-shim-$h-v2 .*-id $p" | tr '\n' , | sed 's/,$//')"
+    fi
+    [ -n "${POD_PID[$h-$n]:-}" ] && [ "${POD_PID[$h-$n]}" != null ] &&
+        kill -0 "${POD_PID[$h-$n]}" 2>/dev/null && left="$left sandbox-pid:${POD_PID[$h-$n]}"
+    for id in $p ${CIDS[$h-$n]:-}; do
+        grep -q -- "$id" /proc/mounts && left="$left mount:${id:0:12}"
+        [ -e "$D/c/state/io.containerd.runtime.v2.task/k8s.io/$id" ] && left="$left bundle:${id:0:12}"
+        compgen -G "/var/lib/cni/results/*$id*" >/dev/null && left="$left cni-cache:${id:0:12}"
+    done
+    [ -n "${POD_SOCK[$h-$n]:-}" ] && [ -e "${POD_SOCK[$h-$n]}" ] && left="$left shim-socket:${POD_SOCK[$h-$n]}"
+    [ -n "${POD_NETNS[$h-$n]:-}" ] && [ -e "${POD_NETNS[$h-$n]}" ] && left="$left netns:${POD_NETNS[$h-$n]}"
+    grep -q " ${POD_NETNS[$h-$n]:-/nonexistent} " /proc/mounts && left="$left netns-mount"
+    for id in ${POD_VETH[$h-$n]:-}; do
+        ip link show "$id" >/dev/null 2>&1 && left="$left veth:$id"
+    done
+    [ -e "$D/cni/ipam/$NET/${POD_IP[$h-$n]:-none}" ] && left="$left ipam:${POD_IP[$h-$n]}"
+    # any process naming the pod or a container (a VMM, moat-vsock, a
+    # stand-in, a shim) and moat's state of them
+    for id in $p ${CIDS[$h-$n]:-}; do
+        pgrep -f -- "$id" >/dev/null && left="$left process:${id:0:12}($(pgrep -f -- "$id" | tr '\n' , | sed 's/,$//'))"
+        [ -e "/run/moat-shim/k8s.io/$id" ] && left="$left moat-state:${id:0:12}"
+    done
+    cgs=""
+    for cg in /sys/fs/cgroup/*/"${CG#/}/$h-$n"; do
+        [ -d "$cg" ] && [ -n "$(find "$cg" -mindepth 1 -type d)" ] && cgs="$cgs,${cg#/sys/fs/cgroup/}"
+    done
+    [ -n "$cgs" ] && left="$left cgroups-under:${cgs#,}($(find /sys/fs/cgroup/*/"${CG#/}/$h-$n" -mindepth 1 -type d -printf '%f\n' | sort -u | cut -c1-12 | tr '\n' ' ' | sed 's/ $//'))"
+    echo "$left"
+}
+
+# new_pod H N: RunPodSandbox of pod H-N, recorded; prints nothing, sets P
+new_pod() {
+    local h=$1 n=$2 ports0
+    pod_json "$h-$n" "$h-pod-$n"
+    ports0=$(bridge_ports)
+    P=$(cri runp "$D/pods/$h-$n.json" --handler "$h") || return 1
+    record_pod "$h-$n" "$P" "$ports0"
+}
+# rm_pod H N: StopPodSandbox + RemovePodSandbox of pod H-N; prints what is left
+rm_pod() {
+    local h=$1 n=$2 p=${POD[$1-$2]}
+    cri stopp "$p" && cri rmp "$p" || echo "RemovePodSandbox-failed"
+    pod_left "$h" "$n" "$p"
+}
+SLEEPER='trap "exit 0" TERM; sleep 3600 & wait'
+
+# group_faults H: the shim killed mid-pod, the VMM killed (VM handlers),
+# containerd restarted under a running pod
+group_faults() {
+    local h=$1 n c1 c2 shim vmm left st
+    # the shim killed with SIGKILL: containerd runs its delete for each
+    # task, the pod's containers exit, the pod can be removed, nothing left
+    n=f1
+    if ! new_pod "$h" $n || ! c1=$(run_ctr "$h-$n" "$P" app1 "" sh -c "$SLEEPER") ||
+        ! c2=$(run_ctr "$h-$n" "$P" app2 "" sh -c "$SLEEPER"); then
+        fail_with_logs "$h: shim killed: a pod with two containers"
+    else
+        CIDS[$h-$n]="$c1 $c2"
+        shim=$(pgrep -f -- "containerd-shim-$h-v2 .*-id $P" | tr '\n' ' ')
+        diag "$h: killing shim $shim of pod $h-$n"
+        [ -n "$shim" ] && kill -KILL $shim
+        both_exited() { is_state "$c1" CONTAINER_EXITED && is_state "$c2" CONTAINER_EXITED; }
+        pass_if "$h: shim killed mid-pod: both containers report CONTAINER_EXITED" wait_until 60 both_exited
+        left=$(rm_pod "$h" $n)
+        expect "$h: shim killed mid-pod: the pod is removed and nothing is left" "" "${left# }"
+    fi
+    # the VMM killed: the pod's containers report exited, nothing leaks
+    n=f2
+    if [ "$(kernel_model "$h")" != vm ]; then
+        skip "$h: VMM killed" "$h runs no VMM"
+    elif ! new_pod "$h" $n || ! c1=$(run_ctr "$h-$n" "$P" app1 "" sh -c "$SLEEPER"); then
+        fail_with_logs "$h: VMM killed: a pod with a container"
+    else
+        CIDS[$h-$n]=$c1
+        vmm=$(jq -r '.vmmPid // empty' "/run/moat-shim/k8s.io/$P/state.json" 2>/dev/null)
+        diag "$h: killing VMM $vmm of pod $h-$n"
+        [ -n "$vmm" ] && kill -KILL "$vmm"
+        pass_if "$h: VMM killed: the pod's container reports CONTAINER_EXITED" wait_until 60 is_state "$c1" CONTAINER_EXITED
+        notready() { [ "$(cri pstatus "$P" | jq -r .status.state)" = SANDBOX_NOTREADY ]; }
+        pass_if "$h: VMM killed: the pod is SANDBOX_NOTREADY" wait_until 60 notready
+        left=$(rm_pod "$h" $n)
+        expect "$h: VMM killed: the pod is removed and nothing is left" "" "${left# }"
+    fi
+    # containerd restarted while a pod runs: it reconnects to the shim
+    # through the address file, and the pod keeps working
+    n=f3
+    if ! new_pod "$h" $n || ! c1=$(run_ctr "$h-$n" "$P" app1 "" sh -c "$SLEEPER"); then
+        fail_with_logs "$h: containerd restarted: a pod with a container"
+    else
+        CIDS[$h-$n]=$c1
+        kill -TERM "$CTRD_PID"
+        wait_until 30 sh -c "! kill -0 $CTRD_PID 2>/dev/null"
+        if ! run_containerd "$D/c" "$CRI_SHIM_DIR" 8>&-; then
+            fail_with_logs "$h: containerd restarted: it answers again"
+            return 1
+        fi
+        st=$(cri pstatus "$P" | jq -r .status.state)
+        expect "$h: containerd restarted: the pod is still SANDBOX_READY, its container running" \
+            "SANDBOX_READY CONTAINER_RUNNING" "$st $(cstate "$c1")"
+        xc "$c1" echo still-here
+        expect "$h: containerd restarted: ExecSync in the pod's container" "still-here 0" "$XOUT $XRC"
+        if c2=$(run_ctr "$h-$n" "$P" app2 "" sh -c "$SLEEPER"); then
+            CIDS[$h-$n]="$c1 $c2"
+            xc "$c2" cat /proc/sys/kernel/random/boot_id
+            st=$XOUT
+            xc "$c1" cat /proc/sys/kernel/random/boot_id
+            pass_if "$h: containerd restarted: a new container joins the running pod (same kernel)" \
+                test -n "$st" -a "$st" = "$XOUT"
+        else
+            fail_with_logs "$h: containerd restarted: a new container joins the running pod (same kernel)"
+        fi
+        left=$(rm_pod "$h" $n)
+        expect "$h: containerd restarted: the pod is removed and nothing is left" "" "${left# }"
+    fi
+}
+
+# group_cycles H: CRI_POD_CYCLES pods, each with two containers (one that
+# runs on, one that exits), created, stopped and removed in turn
+CRI_POD_CYCLES=${CRI_POD_CYCLES:-20}
+group_cycles() {
+    local h=$1 i c1 c2 left leaks="" failed=0 t0=$SECONDS
+    for i in $(seq 1 "$CRI_POD_CYCLES"); do
+        if ! new_pod "$h" "y$i" || ! c1=$(run_ctr "$h-y$i" "$P" app1 "" sh -c "$SLEEPER") ||
+            ! c2=$(run_ctr "$h-y$i" "$P" app2 "" true); then
+            failed=$((failed + 1))
+            diag "$h: cycle $i failed: $(tail -n 2 "$D/logs/cri.log" | tr '\n' ' ' | cut -c1-300)"
+        fi
+        CIDS[$h-y$i]="${c1:-} ${c2:-}"
+        left=$(rm_pod "$h" "y$i")
+        [ -n "${left# }" ] && leaks="$leaks [$i:${left# }]"
+        c1="" c2=""
+    done
+    diag "$h: $CRI_POD_CYCLES pod cycles in $((SECONDS - t0)) s"
+    expect "$h: $CRI_POD_CYCLES pod create/remove cycles (two containers each) all ran" 0 "$failed"
+    expect "$h: $CRI_POD_CYCLES pod create/remove cycles leave nothing behind" "" "${leaks# }"
+}
+
 # group_teardown H: StopPodSandbox + RemovePodSandbox of the handler's pods,
 # then look for anything left of each of them
 group_teardown() {
-    local h=$1 n p id left cg cgs
+    local h=$1 n p left
     for n in a b c; do
         p=${POD[$h-$n]:-}
         [ -n "$p" ] || continue
@@ -572,31 +719,7 @@ group_teardown() {
         cri rmp "$p"
         expect "$h: RemovePodSandbox $h-$n: PodSandboxStatus answers NOT_FOUND" NOT_FOUND \
             "$(cri_code pstatus "$p")"
-        left=""
-        cri pods | jq -e --arg p "$p" 'any(.items[]; .id == $p)' >/dev/null && left="$left ListPodSandbox"
-        [ "$(cri ps --pod "$p" | jq '.containers | length')" = 0 ] || left="$left ListContainers"
-        if pgrep -f -- "containerd-shim-$h-v2 .*-id $p" >/dev/null; then
-            left="$left shim:$(pgrep -f -- "containerd-shim-$h-v2 .*-id $p" | tr '\n' , | sed 's/,$//')"
-        fi
-        [ -n "${POD_PID[$h-$n]:-}" ] && [ "${POD_PID[$h-$n]}" != null ] &&
-            kill -0 "${POD_PID[$h-$n]}" 2>/dev/null && left="$left sandbox-pid:${POD_PID[$h-$n]}"
-        for id in $p ${CIDS[$h-$n]:-}; do
-            grep -q -- "$id" /proc/mounts && left="$left mount:${id:0:12}"
-            [ -e "$D/c/state/io.containerd.runtime.v2.task/k8s.io/$id" ] && left="$left bundle:${id:0:12}"
-            compgen -G "/var/lib/cni/results/*$id*" >/dev/null && left="$left cni-cache:${id:0:12}"
-        done
-        [ -n "${POD_SOCK[$h-$n]:-}" ] && [ -e "${POD_SOCK[$h-$n]}" ] && left="$left shim-socket:${POD_SOCK[$h-$n]}"
-        [ -n "${POD_NETNS[$h-$n]:-}" ] && [ -e "${POD_NETNS[$h-$n]}" ] && left="$left netns:${POD_NETNS[$h-$n]}"
-        grep -q " ${POD_NETNS[$h-$n]:-/nonexistent} " /proc/mounts && left="$left netns-mount"
-        for id in ${POD_VETH[$h-$n]:-}; do
-            ip link show "$id" >/dev/null 2>&1 && left="$left veth:$id"
-        done
-        [ -e "$D/cni/ipam/$NET/${POD_IP[$h-$n]:-none}" ] && left="$left ipam:${POD_IP[$h-$n]}"
-        cgs=""
-        for cg in /sys/fs/cgroup/*/"${CG#/}/$h-$n"; do
-            [ -d "$cg" ] && [ -n "$(find "$cg" -mindepth 1 -type d)" ] && cgs="$cgs,${cg#/sys/fs/cgroup/}"
-        done
-        [ -n "$cgs" ] && left="$left cgroups-under:${cgs#,}($(find /sys/fs/cgroup/*/"${CG#/}/$h-$n" -mindepth 1 -type d -printf '%f\n' | sort -u | cut -c1-12 | tr '\n' ' ' | sed 's/ $//'))"
+        left=$(pod_left "$h" "$n" "$p")
         expect "$h: after RemovePodSandbox $h-$n nothing is left (shim, socket, sandbox pid, mounts, bundles, netns, veth, IPAM, CNI cache, cgroups)" \
             "" "${left# }"
     done
@@ -687,7 +810,7 @@ for h in $CRI_HANDLERS; do
     # whole pod) gets a skip per pod group, saying so; ctr run still runs
     feats=$(PATH="$CRI_SHIM_DIR:$PATH" "$shim" -v 2>/dev/null | sed -n 's/^ *Features: *//p')
     if [ "$h" != runc ] && ! grep -qw pods <<<"$feats"; then
-        for g in "${GROUPS_[@]:0:4}"; do
+        for g in "${GROUPS_[@]:0:6}"; do
             skip "$h: $g" "$shim does not run pods yet (its features: ${feats:-none})"
         done
         group_ctr "$h"
@@ -698,6 +821,8 @@ for h in $CRI_HANDLERS; do
     group_exec "$h"
     group_two_pods "$h"
     group_teardown "$h"
+    group_faults "$h"
+    group_cycles "$h"
     group_ctr "$h"
 done
 diag "cri.sh took $(($(date +%s) - T0)) s"
