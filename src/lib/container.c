@@ -581,8 +581,13 @@ create_container (const struct moat_context *ctx, const struct moat_container_cr
         if (moat_sandbox_save_state (sb, err) < 0)
                 goto fail;
         {
-                /* a pod's container: the VM is the sandbox's, in its cgroup */
-                pid_t pids[3] = {sandbox_id ? 0 : sb->vmm_pid, sb->vsockd_pid > 0 ? sb->vsockd_pid : 0, 0};
+                /* a pod's container has only its stand-in here: the VM is
+                 * the sandbox's, in the sandbox's cgroup */
+                pid_t pids[3] = {0, 0, 0};
+                if (sandbox_id == NULL) {
+                        pids[0] = sb->vmm_pid;
+                        pids[1] = sb->vsockd_pid > 0 ? sb->vsockd_pid : 0;
+                }
                 if (moat_hostcg_enter (cgpath, pids, err) < 0)
                         goto fail;
         }

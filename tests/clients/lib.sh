@@ -315,9 +315,11 @@ run_containerd() {
 # DIR/state/io.containerd.grpc.v1.cri/netns, SANDBOX_IMAGE as the pause
 # image, the streaming server on a random loopback port, oom_score_adj capped
 # at containerd's own. SHIM_DIR (default build/) is put first on containerd's
-# PATH, where it looks for containerd-shim-<name>-v2.
+# PATH, where it looks for containerd-shim-<name>-v2. EXTRA_TOML (5th
+# argument): more runtimes, as [plugins."io.containerd.grpc.v1.cri".
+# containerd.runtimes.NAME] tables.
 start_containerd_cri() {
-    local dir=$1 cni=$2 pause=$3 shims=${4:-$PWD/build}
+    local dir=$1 cni=$2 pause=$3 shims=${4:-$PWD/build} extra=${5:-}
     local cri='plugins."io.containerd.grpc.v1.cri"'
     mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/runc"
     CTRD_SOCK=$dir/containerd.sock
@@ -357,6 +359,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.moat.v2"
       pod_annotations = ["io.moat.*"]
       privileged_without_host_devices = true
+$extra
   [$cri.cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$cni"

@@ -18,252 +18,31 @@ source tests/lib.sh
 source tests/clients/lib.sh
 
 CRI_HANDLERS=${CRI_HANDLERS:-"runc moat"}
-# deadline of one CRI call (the client's gRPC deadline; timeout(1) adds 15 s)
-CRI_TIMEOUT=${CRI_TIMEOUT:-60}
-CRI_SUBNET=${CRI_SUBNET:-10.88.77.0/24}
-# where containerd looks first for containerd-shim-<handler>-v2
-CRI_SHIM_DIR=${CRI_SHIM_DIR:-$PWD/build}
-PY=/usr/bin/python3
-CLIENT=$PWD/tests/cri/cri_client.py
+source tests/cri/lib.sh
+
 GROUPS_=("pod: one kernel, 127.0.0.1, shared volume, pod IP"
     "exec, exit codes, stop, logs, lists and stats"
     "two pods"
     "teardown: nothing left"
     "faults: shim killed, VMM killed, containerd restarted"
+    "shared PID namespace"
     "pod create/remove cycles"
     "ctr run")
 
 # --- prerequisites --------------------------------------------------------------
-why=""
-if [ "$(id -u)" -ne 0 ]; then
-    why="needs root"
-elif ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
-    why="containerd is not installed (scripts/install-deps.sh)"
-elif ! "$PY" -c 'import grpc, grpc_tools.protoc, google.protobuf' 2>/dev/null; then
-    why="$PY lacks grpc or grpc_tools (apt-get install python3-grpcio python3-grpc-tools)"
-elif ! [ -x /usr/lib/cni/bridge ] || ! [ -x /usr/lib/cni/host-local ] || ! [ -x /usr/lib/cni/loopback ]; then
-    why="CNI plugins missing in /usr/lib/cni (apt-get install containernetworking-plugins)"
-elif ! command -v gcc >/dev/null; then
-    why="gcc is missing (it builds the pause binary)"
-elif ip route show | grep -q "^${CRI_SUBNET%/*}"; then
-    why="$CRI_SUBNET is already routed here (set CRI_SUBNET)"
-fi
+why=$(cri_prereq)
 if [ -n "$why" ]; then
     skip "cri" "$why"
     exit 0
 fi
 
-# One run at a time: the subnet and the bridge's address are per machine.
-mkdir -p /run/lock
-exec 8>/run/lock/moat-cri-test.lock
-if ! flock -w 600 8; then
-    not_ok "cri: another tests/integration/cri.sh held /run/lock/moat-cri-test.lock for 10 minutes"
-    exit 1
-fi
-
-D=$(mktemp -d /tmp/moat-cri.XXXXXX)
-GEN=$D/gen
-NET=moat-cri-$$
-BR=mcri$$
-BR=${BR:0:15}
-CG=/moat-cri-$$
-KNS=moat-cri-test
-CTR_NS=moat-cri-ctr-$$
-T0=$(date +%s)
-HOST_BOOT=$(cat /proc/sys/kernel/random/boot_id)
-HOST_KREL=$(uname -r)
-mkdir -p "$D/logs" "$D/cni/net.d" "$D/cni/ipam" "$D/pods" "$D/img"
-
-# Cleanups run in reverse order: pods first, then containerd, then what CNI
-# and runc leave on the host. Ours run in subshells, so that a failing one
-# cannot end the trap before the others have run. The last resort for netns
-# and veths is stop_containerd's unmount of everything under DIR (a veth dies
-# with its netns).
-rm_cgroups() {
-    local h
-    for h in /sys/fs/cgroup/*/; do
-        [ -d "$h${CG#/}" ] && find "$h${CG#/}" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-    return 0
-}
-rm_host_dirs() {
-    rm -f /var/lib/cni/results/"$NET"-* 2>/dev/null
-    local f
-    for f in "${HOST_DIRS_NEW[@]}"; do rmdir "$f" 2>/dev/null; done
-    return 0
-}
-# Directories of the host's containerd and CNI layout that the shims, ctr
-# and libcni create on first use: removed afterwards if they were not there
-# before and are empty again (others may use them meanwhile).
-HOST_DIRS_NEW=()
-for f in /var/lib/cni /var/lib/cni/results /run/containerd /run/containerd/s /run/containerd/fifo \
-    /run/containerd/runc; do
-    [ -e "$f" ] || HOST_DIRS_NEW=("$f" "${HOST_DIRS_NEW[@]}")
-done
-clients_on_exit "rm -rf '$D'"
-clients_on_exit "umount_under '$D'"
-clients_on_exit "(rm_cgroups)"
-clients_on_exit "(rm_host_dirs)"
-clients_on_exit "ip link del '$BR'"
-clients_on_exit "kill_under '$D'"
-
-# --- the CRI client -----------------------------------------------------------------
-cri() {
-    timeout -k 5 $((CRI_TIMEOUT + 15)) "$PY" "$CLIENT" --gen "$GEN" --socket "$CTRD_SOCK" \
-        --timeout "$CRI_TIMEOUT" "$@" 2>>"$D/logs/cri.log"
-}
-# xc CID CMD...: ExecSync CMD in CID (timeout XTIMEOUT, default none); sets
-# XOUT, XERR (stdout and stderr) and XRC (exit code; 125: the call failed)
-XTIMEOUT=0
-xc() {
-    local cid=$1
-    shift
-    XOUT=$(timeout -k 5 $((CRI_TIMEOUT + XTIMEOUT + 15)) "$PY" "$CLIENT" --gen "$GEN" \
-        --socket "$CTRD_SOCK" --timeout "$CRI_TIMEOUT" exec --timeout "$XTIMEOUT" "$cid" -- "$@" \
-        2>"$D/x.err")
-    XRC=$?
-    XERR=$(cat "$D/x.err")
-    [ -s "$D/x.err" ] && sed "s/^/exec $cid: /" "$D/x.err" >>"$D/logs/cri.log"
-    return 0
-}
-# cri_code ARGS...: the gRPC status code name of a call that fails
-cri_code() {
-    timeout -k 5 $((CRI_TIMEOUT + 15)) "$PY" "$CLIENT" --gen "$GEN" --socket "$CTRD_SOCK" \
-        --timeout "$CRI_TIMEOUT" "$@" 2>&1 >/dev/null | tee -a "$D/logs/cri.log" |
-        sed -n 's/^cri: [A-Za-z]*: \([A-Z_]*\):.*/\1/p'
-}
-jqe() { jq -e "$@" >/dev/null; }
-cstate() { cri status "$1" | jq -r .status.state; }
-is_state() { [ "$(cstate "$1")" = "$2" ]; }
-# pod_json NAME HOSTNAME: a PodSandboxConfig like the kubelet's, in $D/pods/NAME.json
-pod_json() {
-    local name=$1 host=$2
-    mkdir -p "$D/pods/$name/logs"
-    jq -n --arg n "$name" --arg u "$(cat /proc/sys/kernel/random/uuid)" --arg h "$host" \
-        --arg l "$D/pods/$name/logs" --arg cg "$CG/$name" --arg ns "$KNS" '{
-        metadata: { name: $n, uid: $u, namespace: $ns, attempt: 0 },
-        hostname: $h, log_directory: $l,
-        labels: { "io.kubernetes.pod.name": $n, "io.kubernetes.pod.namespace": $ns },
-        annotations: { "io.moat.test/pod": $n },
-        linux: { cgroup_parent: $cg,
-                 security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } } }
-    }' >"$D/pods/$name.json"
-}
-# ctr_json POD NAME VOLUME CMD...: a ContainerConfig in $D/pods/POD-NAME.json;
-# VOLUME (a host dir, or "") is mounted at /shared
-ctr_json() {
-    local pod=$1 name=$2 vol=$3
-    shift 3
-    jq -n --arg n "$name" --arg img "$IMG" --arg vol "$vol" '{
-        metadata: { name: $n, attempt: 0 }, image: { image: $img },
-        command: $ARGS.positional, working_dir: "/", log_path: ($n + "/0.log"),
-        envs: [ { key: "MOAT_CONTAINER", value: $n } ],
-        mounts: (if $vol == "" then [] else [ { container_path: "/shared", host_path: $vol } ] end),
-        labels: { "io.kubernetes.container.name": $n },
-        linux: { security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } } }
-    }' --args -- "$@" >"$D/pods/$pod-$name.json"
-}
-# run_ctr POD_NAME POD_ID NAME VOLUME CMD...: CreateContainer + StartContainer;
-# prints the container id
-run_ctr() {
-    local pname=$1 pid=$2 name=$3 vol=$4 cid
-    shift 4
-    ctr_json "$pname" "$name" "$vol" "$@"
-    cid=$(cri create "$pid" "$D/pods/$pname-$name.json" "$D/pods/$pname.json") || return 1
-    cri start "$cid" || return 1
-    echo "$cid"
-}
-# record_pod NAME ID PORTS_BEFORE: remembers what pod NAME has on the host
-# (IP, netns, sandbox pid, veth, shim socket) for the checks and the teardown
-record_pod() {
-    local name=$1 p=$2 ports0=$3 st info
-    POD[$name]=$p
-    st=$(cri pstatus --verbose "$p")
-    POD_STATUS=$st
-    POD_IP[$name]=$(jq -r .status.network.ip <<<"$st")
-    info=$(jq -r '.info.info // "{}"' <<<"$st")
-    POD_NETNS[$name]=$(jq -r '.runtimeSpec.linux.namespaces[] | select(.type == "network") | .path' <<<"$info")
-    POD_PID[$name]=$(jq -r .pid <<<"$info")
-    POD_VETH[$name]=$(comm -13 <(echo "$ports0" | sort) <(bridge_ports | sort) | tr '\n' ' ')
-    POD_SOCK[$name]=$(sed -n 's|^unix://||p' "$D/c/state/io.containerd.runtime.v2.task/k8s.io/$p/address" 2>/dev/null)
-}
-bridge_ports() { ip -o link show master "$BR" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'; }
-ip4_int() {
-    local IFS=. a b c d
-    read -r a b c d <<<"$1"
-    echo $(((a << 24) + (b << 16) + (c << 8) + d))
-}
-in_subnet() {
-    local bits=${CRI_SUBNET#*/} ip
-    [[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || return 1
-    ip=$(ip4_int "$1")
-    [ $((ip >> (32 - bits))) = $(($(ip4_int "${CRI_SUBNET%/*}") >> (32 - bits))) ]
-}
-# HTTP GET with nc, on the host (host_get) or in a container (xget CID):
-# busybox-static's wget crashes here (SIGSEGV), its nc works.
-# shellcheck disable=SC2016
-GET_SH='printf "GET /%s HTTP/1.0\r\n\r\n" "$3" | nc -w 5 "$1" "$2" | tr -d "\r" | sed "1,/^\$/d"'
-host_get() { timeout 10 sh -c "${GET_SH//nc /busybox nc }" get "$@" 2>/dev/null; }
-xget() {
-    local cid=$1
-    shift
-    xc "$cid" sh -c "$GET_SH" get "$@"
-}
-# kernel_model HANDLER: host (containers share the host's kernel), vm (each
-# pod has its own kernel) or unknown (recorded, not asserted)
-kernel_model() {
-    case $1 in
-    runc | crun) echo host ;;
-    moat) echo vm ;;
-    *) echo unknown ;;
-    esac
-}
-
-# --- containerd with CRI, CNI, images ----------------------------------------------
-if ! "$PY" "$CLIENT" compile "$GEN" >"$D/logs/compile.log" 2>&1; then
-    not_ok "cri: compile tests/cri/api.proto"
-    sed 's/^/#   /' "$D/logs/compile.log"
-    exit 1
-fi
-jq -n --arg n "$NET" --arg b "$BR" --arg s "$CRI_SUBNET" --arg d "$D/cni/ipam" '{
-    cniVersion: "1.0.0", name: $n,
-    plugins: [ { type: "bridge", bridge: $b, isGateway: true, ipMasq: false, hairpinMode: true,
-                 ipam: { type: "host-local", ranges: [ [ { subnet: $s } ] ], dataDir: $d,
-                         routes: [ { dst: "0.0.0.0/0" } ] } } ]
-}' >"$D/cni/net.d/10-$NET.conflist"
-
-PAUSE=docker.io/library/moat-pause:cri-test
-IMG=docker.io/library/$CLIENTS_IMAGE
-mkdir -p "$D/img/pause"
-if ! gcc -static -Os -Wall -Wextra -Werror -o "$D/img/pause/pause" tests/cri/pause.c 2>"$D/logs/pause-cc.log" ||
-    ! clients_dir_image_archive "$D/img/pause" moat-pause:cri-test "$D/img/pause.tar" '["/pause"]'; then
-    not_ok "cri: build the pause image"
-    sed 's/^/#   /' "$D/logs/pause-cc.log"
-    exit 1
-fi
-if ! archive=$(clients_image_archive); then
-    not_ok "cri: build the busybox image archive"
-    exit 1
-fi
-
-DIAG_LOGS=("containerd=$D/c/containerd.log" "cri client=$D/logs/cri.log" "ctr=$D/logs/ctr.log")
-# (fd 8, the lock, is not for containerd and its shims to keep)
-if ! start_containerd_cri "$D/c" "$D/cni/net.d" "$PAUSE" "$CRI_SHIM_DIR" 8>&-; then
-    not_ok "cri: start a private containerd with the CRI plugin"
-    diag "$CLIENTS_WHY"
+cri_env_fail() {
+    not_ok "cri: $1"
     diag_since
     exit 1
-fi
-clients_on_exit "keep_logs cri '$D/logs' '$D/c/containerd.log' '$D/c/config.toml' '$D/cni/net.d' '$D/pods'"
-# pods go before containerd stops, so CNI DEL runs and the netns is released
-remove_all_pods() {
-    local p
-    for p in $(cri pods | jq -r '.items[].id'); do
-        cri stopp "$p"
-        cri rmp "$p"
-    done
 }
-clients_on_exit "(remove_all_pods)"
+cri_env_up
+
 ok "cri: start a private containerd with the CRI plugin"
 diag_mark
 
@@ -271,9 +50,6 @@ ver=$(cri version)
 expect "cri: Version answers runtime.v1 (containerd)" "containerd v1" \
     "$(echo "$ver" | jq -r '.runtime_name + " " + .runtime_api_version')"
 
-c() { tmo ctr --address "$CTRD_SOCK" "$@" 2>>"$D/logs/ctr.log"; }
-c -n k8s.io image import "$D/img/pause.tar" >/dev/null
-c -n k8s.io image import "$archive" >/dev/null
 imgs=$(cri images | jq -r '.images[].repo_tags[]' | sort | tr '\n' ' ')
 expect "cri: ListImages shows the imported pause and busybox images" "$IMG $PAUSE " "$imgs"
 expect "cri: ImageStatus finds the busybox image" "$IMG" "$(cri image-status "$IMG" | jq -r '.image.repo_tags[0]')"
@@ -634,6 +410,13 @@ group_faults() {
         both_exited() { is_state "$c1" CONTAINER_EXITED && is_state "$c2" CONTAINER_EXITED; }
         pass_if "$h: shim killed mid-pod: both containers report CONTAINER_EXITED" wait_until 60 both_exited
         left=$(rm_pod "$h" $n)
+        if [ "$h" = runc ] && [[ $left == *" shim-socket:"* ]]; then
+            # containerd 1.6's runc shim leaves its socket when it is
+            # killed (its delete does not remove it); moat's removes it
+            diag "runc: the killed shim's socket is left (containerd 1.6's runc shim); removed"
+            rm -f "${POD_SOCK[$h-$n]}"
+            left=${left/ shim-socket:${POD_SOCK[$h-$n]}/}
+        fi
         expect "$h: shim killed mid-pod: the pod is removed and nothing is left" "" "${left# }"
     fi
     # the VMM killed: the pod's containers report exited, nothing leaks
@@ -684,6 +467,24 @@ group_faults() {
         left=$(rm_pod "$h" $n)
         expect "$h: containerd restarted: the pod is removed and nothing is left" "" "${left# }"
     fi
+}
+
+# group_pidns H: a pod that shares its PID namespace (shareProcessNamespace):
+# each container sees the other's processes and the pause process
+group_pidns() {
+    local h=$1 n=s1 c1 c2 left
+    if ! CRI_PIDNS=POD new_pod "$h" $n ||
+        ! c1=$(CRI_PIDNS=POD run_ctr "$h-$n" "$P" app1 "" sh -c 'trap "exit 0" TERM; sleep 3601 & wait') ||
+        ! c2=$(CRI_PIDNS=POD run_ctr "$h-$n" "$P" app2 "" sh -c "$SLEEPER"); then
+        fail_with_logs "$h: shared PID namespace: a pod with two containers"
+        return 1
+    fi
+    CIDS[$h-$n]="$c1 $c2"
+    xc "$c2" sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " <"$f"; echo; done'
+    pass_if "$h: shared PID namespace: app2 sees app1's process" grep -q '^sleep 3601' <<<"$XOUT"
+    pass_if "$h: shared PID namespace: app2 sees the pause process" grep -q '^/pause' <<<"$XOUT"
+    left=$(rm_pod "$h" $n)
+    expect "$h: shared PID namespace: the pod is removed and nothing is left" "" "${left# }"
 }
 
 # group_cycles H: CRI_POD_CYCLES pods, each with two containers (one that
@@ -810,7 +611,7 @@ for h in $CRI_HANDLERS; do
     # whole pod) gets a skip per pod group, saying so; ctr run still runs
     feats=$(PATH="$CRI_SHIM_DIR:$PATH" "$shim" -v 2>/dev/null | sed -n 's/^ *Features: *//p')
     if [ "$h" != runc ] && ! grep -qw pods <<<"$feats"; then
-        for g in "${GROUPS_[@]:0:6}"; do
+        for g in "${GROUPS_[@]:0:7}"; do
             skip "$h: $g" "$shim does not run pods yet (its features: ${feats:-none})"
         done
         group_ctr "$h"
@@ -822,6 +623,7 @@ for h in $CRI_HANDLERS; do
     group_two_pods "$h"
     group_teardown "$h"
     group_faults "$h"
+    group_pidns "$h"
     group_cycles "$h"
     group_ctr "$h"
 done

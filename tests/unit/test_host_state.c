@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -164,6 +165,30 @@ test_vm_size (void **state)
         assert_int_equal (mem, 64 + MOAT_VM_OVERHEAD_MIB);
         assert_int_equal (cpus, sysconf (_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1);
         oci_config_free (c);
+
+        /* a pod's sandbox: the CRI's sums over the pod's containers win */
+        c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'r'},"
+                   "'annotations':{'io.kubernetes.cri.container-type':'sandbox',"
+                   "'io.kubernetes.cri.sandbox-memory':'268435456','io.kubernetes.cri.sandbox-cpu-quota':'50000',"
+                   "'io.kubernetes.cri.sandbox-cpu-period':'100000'},"
+                   "'linux':{'resources':{'cpu':{'shares':2}}}}");
+        moat_vm_size (c, &mem, &cpus);
+        assert_int_equal (mem, 256 + MOAT_VM_OVERHEAD_MIB);
+        assert_int_equal (cpus, 1);
+        oci_config_free (c);
+        /* ... not on an app container, nor when they are not numbers */
+        c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'r'},"
+                   "'annotations':{'io.kubernetes.cri.container-type':'container',"
+                   "'io.kubernetes.cri.sandbox-memory':'268435456'}}");
+        moat_vm_size (c, &mem, &cpus);
+        assert_int_equal (mem, MOAT_VM_DEFAULT_MIB);
+        oci_config_free (c);
+        c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'r'},"
+                   "'annotations':{'io.kubernetes.cri.container-type':'sandbox',"
+                   "'io.kubernetes.cri.sandbox-memory':'lots'}}");
+        moat_vm_size (c, &mem, &cpus);
+        assert_int_equal (mem, MOAT_VM_DEFAULT_MIB);
+        oci_config_free (c);
 }
 
 static void
@@ -267,6 +292,143 @@ test_share_rewrite (void **state)
         assert_int_equal (rm_rf (dir, &err), 0);
 }
 
+/* In the "VMM": the pod container's staged files, then the unstage.
+ * Returns 0, or the number of the check that failed. */
+static int
+member_checks (const char *share, const char *bundle, int mntns)
+{
+        moat_error_t err = NULL;
+        struct moat_share s;
+        struct oci_config *c;
+        char *guest = NULL, *json, *p;
+        struct stat st;
+        int rc = 0;
+
+        json = xasprintf_r ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'rootfs'},"
+                            "'mounts':[{'destination':'/data','type':'bind','source':'%s/vol','options':['rbind']}],"
+                            "'linux':{'namespaces':[{'type':'network','path':'/proc/1/ns/net'},{'type':'mount'}]}}",
+                            bundle);
+        c = parse (json);
+        if (moat_share_join (&s, share, "c2", mntns, &err) < 0 ||
+            moat_share_stage (&s, "c2", bundle, c, &guest, &err) < 0)
+                return 1;
+        if (strstr (guest, "\"source\":\"/run/moat/share/c2/mounts/0\"") == NULL)
+                return 2;
+        /* here (the VMM's namespace) the rootfs and the volume are staged */
+        p = xasprintf_r ("%s/c2/rootfs/marker", share);
+        if (access (p, F_OK) < 0)
+                return 3;
+        free (p);
+        p = xasprintf_r ("%s/c2/mounts/0/v", share);
+        if (access (p, F_OK) < 0)
+                return 4;
+        free (p);
+        /* a pod's container cannot have createContainer hooks */
+        oci_config_free (c);
+        free (guest);
+        guest = NULL;
+        c = parse ("{'ociVersion':'1.0.2','process':{'args':['sh'],'cwd':'/'},'root':{'path':'rootfs'},"
+                   "'hooks':{'createContainer':[{'path':'/bin/true'}]}}");
+        {
+                struct moat_share s3;
+                if (moat_share_join (&s3, share, "c3", mntns, &err) < 0)
+                        return 5;
+                if (moat_share_stage (&s3, "c3", bundle, c, &guest, &err) == 0 || err->errno_ != ENOTSUP)
+                        return 6;
+                moat_error_release (&err);
+                free (s3.dir);
+                free (s3.owned);
+        }
+        oci_config_free (c);
+        free (s.dir);
+        free (s.owned);
+        strv_free (s.mounted);
+        /* unstaged: no mount below share/c2, the directory gone, the
+         * volume's file still on the host */
+        if (moat_share_unstage (share, "c2", &err) < 0)
+                return 7;
+        p = xasprintf_r ("%s/c2", share);
+        if (stat (p, &st) == 0)
+                rc = 8;
+        free (p);
+        p = xasprintf_r ("%s/vol/v", bundle);
+        if (rc == 0 && access (p, F_OK) < 0)
+                rc = 9;
+        free (p);
+        free (json);
+        return rc;
+}
+
+/* moat_share_join: a pod's container staged from inside another mount
+ * namespace (the sandbox VMM's), invisible in ours, and unstaged. */
+static void
+test_share_member (void **state)
+{
+        char dir[] = "/tmp/moat-share-member-XXXXXX";
+        moat_error_t err = NULL;
+        cleanup_free char *bundle = NULL, *share = NULL, *p = NULL, *nspath = NULL;
+        int hold[2], st;
+        pid_t vmm, child;
+        cleanup_close int mntns = -1;
+        char c;
+
+        (void)state;
+        assert_int_equal (unshare (CLONE_NEWNS), 0);
+        assert_int_equal (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        assert_non_null (mkdtemp (dir));
+        bundle = xasprintf_r ("%s/bundle", dir);
+        share = xasprintf_r ("%s/shared", dir);
+        p = xasprintf_r ("%s/rootfs", bundle);
+        assert_int_equal (mkdir_p (p, 0755, &err), 0);
+        free (p);
+        p = xasprintf_r ("%s/vol", bundle);
+        assert_int_equal (mkdir_p (p, 0755, &err), 0);
+        free (p);
+        assert_int_equal (mkdir_p (share, 0711, &err), 0);
+        p = xasprintf_r ("%s/rootfs/marker", bundle);
+        assert_int_equal (write_file (p, "m", 1, 0644, &err), 0);
+        free (p);
+        p = xasprintf_r ("%s/vol/v", bundle);
+        assert_int_equal (write_file (p, "v", 1, 0644, &err), 0);
+        free (p);
+        /* the "VMM": a process in a mount namespace of its own */
+        assert_int_equal (pipe (hold), 0);
+        vmm = fork ();
+        assert_true (vmm >= 0);
+        if (vmm == 0) {
+                close (hold[1]);
+                if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                        _exit (1);
+                if (read (hold[0], &c, 1) < 0)
+                        _exit (1);
+                _exit (0);
+        }
+        close (hold[0]);
+        nspath = xasprintf_r ("/proc/%d/ns/mnt", (int)vmm);
+        for (int i = 0; i < 200; i++) {
+                /* until the child has its own namespace */
+                struct stat a, b;
+                if (stat (nspath, &a) == 0 && stat ("/proc/self/ns/mnt", &b) == 0 && a.st_ino != b.st_ino)
+                        break;
+                usleep (10000);
+        }
+        mntns = open (nspath, O_RDONLY | O_CLOEXEC);
+        assert_true (mntns >= 0);
+        child = fork ();
+        assert_true (child >= 0);
+        if (child == 0)
+                _exit (member_checks (share, bundle, mntns));
+        assert_int_equal (waitpid (child, &st, 0), child);
+        close (hold[1]);
+        waitpid (vmm, NULL, 0);
+        assert_true (WIFEXITED (st));
+        assert_int_equal (WEXITSTATUS (st), 0);
+        /* nothing of it was ever mounted here */
+        p = xasprintf_r ("%s/c2/rootfs/marker", share);
+        assert_int_equal (access (p, F_OK), -1);
+        assert_int_equal (rm_rf (dir, &err), 0);
+}
+
 static void
 test_unix_path_long (void **state)
 {
@@ -307,6 +469,7 @@ main (void)
                 cmocka_unit_test (test_vm_size),
                 cmocka_unit_test (test_cmdline),
                 cmocka_unit_test (test_share_rewrite),
+                cmocka_unit_test (test_share_member),
                 cmocka_unit_test (test_unix_path_long),
         };
         return cmocka_run_group_tests (tests, NULL, NULL);
