@@ -12,6 +12,7 @@
 PREFIX ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/moat
 DATADIR ?= $(PREFIX)/share/moat
+SYSCONFDIR ?= /etc
 MANDIR ?= $(PREFIX)/share/man
 B := build
 VERSION := 0.1.0
@@ -20,11 +21,12 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(B)/gen -DMOAT_VERSION='"$(VERSION)"' \
-	-DMOAT_LIBEXECDIR='"$(LIBEXECDIR)"' -DMOAT_DATADIR='"$(DATADIR)"' $(WARN)
+	-DMOAT_LIBEXECDIR='"$(LIBEXECDIR)"' -DMOAT_DATADIR='"$(DATADIR)"' \
+	-DMOAT_SYSCONFDIR='"$(SYSCONFDIR)"' $(WARN)
 SAN ?=
 ALL_CFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(SAN) -MMD -MP
 
-HOST_LIBS := -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
+HOST_LIBS := -linih -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
 # The agent is static: it is the only program in the guest image.
 AGENT_LIBS := -static -lseccomp -lcap -lyajl_s -lprotobuf-c -lpthread
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/hypervisor.h"
 #include "moat/paths.h"
 #include "moat/util.h"
@@ -95,8 +96,8 @@ moat_hypervisor_requested (const struct oci_config *cfg)
         for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
                 if (strcmp (cfg->annotation_keys[i], MOAT_ANNOTATION_HYPERVISOR) == 0 && *cfg->annotation_values[i])
                         return cfg->annotation_values[i];
-        const char *e = getenv ("MOAT_HYPERVISOR");
-        return e && *e ? e : NULL;
+        const char *e = moat_config_str (MOAT_SET_HYPERVISOR);
+        return strcmp (e, "auto") != 0 ? e : NULL;
 }
 
 const struct moat_hypervisor *
@@ -117,10 +118,11 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
         const struct oci_resources *r = cfg && cfg->linux_ ? cfg->linux_->resources : NULL;
         long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
 
-        *mem_mib = MOAT_VM_DEFAULT_MIB;
-        *vcpus = 1;
+        *mem_mib = moat_config_num (MOAT_SET_MEMORY_MIB);
+        *vcpus = moat_config_num (MOAT_SET_VCPUS);
         if (r && r->has_memory_limit && r->memory_limit > 0)
-                *mem_mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
+                *mem_mib = ((uint64_t)r->memory_limit + (1 << 20) - 1) / (1 << 20) +
+                           moat_config_num (MOAT_SET_OVERHEAD_MIB);
         if (r && r->has_cpu_quota && r->cpu_quota > 0) {
                 uint64_t period = r->has_cpu_period && r->cpu_period > 0 ? r->cpu_period : 100000;
                 uint64_t n = ((uint64_t)r->cpu_quota + period - 1) / period;
@@ -133,7 +135,9 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
 char *
 moat_vm_cmdline (bool debug)
 {
-        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s", debug ? " moat.debug=1" : "");
+        const char *extra = moat_config_str (MOAT_SET_KERNEL_PARAMS);
+        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s%s%s", debug ? " moat.debug=1" : "",
+                            *extra ? " " : "", extra);
 }
 
 static void
