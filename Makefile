@@ -229,7 +229,8 @@ $(B)/man/%: packaging/man/%.md
 # The guest kernel's release (uname -r in the guest) is installed next to it
 # as vmlinux.release: build.sh's cache keeps it beside the cached vmlinux.
 install: all guest man
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
 	install -m 0755 $(B)/containerd-shim-moat-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-moat-v2
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
@@ -237,7 +238,12 @@ install: all guest man
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
 	install -m 0644 $$(readlink -f $(B)/vmlinux) $(DESTDIR)$(DATADIR)/vmlinux
 	install -m 0644 $$(dirname $$(readlink -f $(B)/vmlinux))/release $(DESTDIR)$(DATADIR)/vmlinux.release
-	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.8,$(MANS)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.5,$(MANS)) $(DESTDIR)$(MANDIR)/man5/
+	@# the default configuration: every setting commented out; an existing
+	@# file (a user's) is kept
+	install -d $(DESTDIR)$(SYSCONFDIR)/moat
+	[ -e $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf ] || install -m 0644 packaging/moat.conf $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf
 
 # The Debian package (packaging/debian), built by dpkg-buildpackage in a
 # copy of the tree: see scripts/mkdeb.sh and docs/packaging.md.
