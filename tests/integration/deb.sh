@@ -5,8 +5,9 @@
 # lintian, installed with dpkg -i, then used from the installed paths alone
 # (PATH without build/, no MOAT_* variable): moat env, moat check, a busybox
 # container whose output comes from inside the guest, man moat; a drop-in in
-# /etc/moat/moat.conf.d changes the backend and the guest memory as moat env
-# reports (and as the guest sees), a bad line fails with file:line; moat
+# /etc/moat/moat.conf.d (in a private mount namespace over a copy of
+# /etc/moat) changes the backend and the guest memory as moat env reports
+# (and as the guest sees), a bad line fails with file:line; moat
 # setup podman then podman --runtime moat run (in a private mount namespace
 # over a copy of /etc/containers and a private /run). Then dpkg -r and
 # --purge, and nothing of the package may be left on disk.
@@ -36,9 +37,7 @@ fi
 
 W=$(mktemp -d /tmp/moat-deb-test.XXXXXX)
 installed=
-made_dropins=
 cleanup() {
-    [ -n "$made_dropins" ] && rm -rf /etc/moat/moat.conf.d
     if [ -n "$installed" ]; then
         # a container left by a failed check, then the package itself
         [ -x /usr/bin/moat ] && /usr/bin/moat --root "$W/root" delete -f deb-test >/dev/null 2>&1
@@ -190,46 +189,43 @@ if dpkg-query -W -f='${Conffiles}\n' moat | grep -q '^ /etc/moat/moat.conf '; th
     not_ok conffile
     diag "$(dpkg-query -W -f='${Conffiles}' moat)"
 fi
-if [ -e /etc/moat/moat.conf.d ]; then
-    for n in config-changes-env config-reaches-guest config-bad-line; do
-        skip "$n" "/etc/moat/moat.conf.d exists already; not writing into it"
-    done
+# The drop-ins are written into a copy of /etc/moat bind-mounted over it in
+# a private mount namespace: every other moat on this host keeps seeing the
+# package's own /etc/moat, and a bad line there breaks nobody else's runs.
+cp -a /etc/moat "$W/etc-moat"
+mkdir "$W/etc-moat/moat.conf.d"
+D=/etc/moat/moat.conf.d/50-deb-test.conf
+inns() { inst unshare -m --propagation private sh -c 'mount --bind "$0" /etc/moat && exec "$@"' "$W/etc-moat" "$@"; }
+printf '[runtime]\nhypervisor = qemu\n\n[guest]\nmemory_mib = 384\n' >"$W/etc-moat/moat.conf.d/50-deb-test.conf"
+envout=$(inns moat env 2>&1)
+if grep -qx MOAT_HYPERVISOR=qemu <<<"$envout" &&
+    grep -qx "MOAT_HYPERVISOR_SOURCE=$D:2" <<<"$envout" &&
+    grep -qx MOAT_VM_DEFAULT_MIB=384 <<<"$envout" &&
+    grep -qx "MOAT_VM_DEFAULT_MIB_SOURCE=$D:5" <<<"$envout" &&
+    grep -qx MOAT_CONFIG=/etc/moat/moat.conf <<<"$envout" && grep -qx MOAT_CONFIG_FOUND=true <<<"$envout"; then
+    ok config-changes-env
 else
-    made_dropins=1
-    mkdir /etc/moat/moat.conf.d
-    printf '[runtime]\nhypervisor = qemu\n\n[guest]\nmemory_mib = 384\n' >/etc/moat/moat.conf.d/50-deb-test.conf
-    envout=$(inst moat env 2>&1)
-    if grep -qx MOAT_HYPERVISOR=qemu <<<"$envout" &&
-        grep -qx MOAT_HYPERVISOR_SOURCE=/etc/moat/moat.conf.d/50-deb-test.conf:2 <<<"$envout" &&
-        grep -qx MOAT_VM_DEFAULT_MIB=384 <<<"$envout" &&
-        grep -qx MOAT_VM_DEFAULT_MIB_SOURCE=/etc/moat/moat.conf.d/50-deb-test.conf:5 <<<"$envout" &&
-        grep -qx MOAT_CONFIG=/etc/moat/moat.conf <<<"$envout" && grep -qx MOAT_CONFIG_FOUND=true <<<"$envout"; then
-        ok config-changes-env
-    else
-        not_ok config-changes-env
-        diag "$(grep -E 'HYPERVISOR|MIB|CONFIG' <<<"$envout")"
-    fi
-    bundle "$W/b2" '.process.args = ["grep", "MemTotal", "/proc/meminfo"] | .process.terminal = false'
-    out=$(inst timeout 120 moat --root "$W/root" run --bundle "$W/b2" deb-test2 </dev/null 2>&1)
-    inst moat --root "$W/root" delete -f deb-test2 >/dev/null 2>&1
-    kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' <<<"$out")
-    if [ -n "$kb" ] && [ "$kb" -gt $((300 * 1024)) ] && [ "$kb" -le $((384 * 1024)) ]; then
-        ok "config-reaches-guest (memory_mib = 384: MemTotal $kb kB)"
-    else
-        not_ok config-reaches-guest
-        diag "$out"
-    fi
-    printf 'memroy_mib = 1\n' >>/etc/moat/moat.conf.d/50-deb-test.conf
-    out=$(inst moat --root "$W/root" list 2>&1)
-    rc=$?
-    if [ $rc -ne 0 ] && [[ "$out" == *"/etc/moat/moat.conf.d/50-deb-test.conf:6: guest.memroy_mib: unknown key"* ]]; then
-        ok config-bad-line
-    else
-        not_ok config-bad-line
-        diag "rc=$rc: $out"
-    fi
-    rm -rf /etc/moat/moat.conf.d
-    made_dropins=
+    not_ok config-changes-env
+    diag "$(grep -E 'HYPERVISOR|MIB|CONFIG' <<<"$envout")"
+fi
+bundle "$W/b2" '.process.args = ["grep", "MemTotal", "/proc/meminfo"] | .process.terminal = false'
+out=$(inns timeout 120 moat --root "$W/root" run --bundle "$W/b2" deb-test2 </dev/null 2>&1)
+inst moat --root "$W/root" delete -f deb-test2 >/dev/null 2>&1
+kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' <<<"$out")
+if [ -n "$kb" ] && [ "$kb" -gt $((300 * 1024)) ] && [ "$kb" -le $((384 * 1024)) ]; then
+    ok "config-reaches-guest (memory_mib = 384: MemTotal $kb kB)"
+else
+    not_ok config-reaches-guest
+    diag "$out"
+fi
+printf 'memroy_mib = 1\n' >>"$W/etc-moat/moat.conf.d/50-deb-test.conf"
+out=$(inns moat --root "$W/root" list 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && [[ "$out" == *"$D:6: guest.memroy_mib: unknown key"* ]]; then
+    ok config-bad-line
+else
+    not_ok config-bad-line
+    diag "rc=$rc: $out"
 fi
 
 # moat setup podman, then podman --runtime moat run: in a private mount
