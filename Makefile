@@ -12,6 +12,7 @@
 PREFIX ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/moat
 DATADIR ?= $(PREFIX)/share/moat
+SYSCONFDIR ?= /etc
 MANDIR ?= $(PREFIX)/share/man
 B := build
 VERSION := 0.1.0
@@ -20,11 +21,12 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(B)/gen -DMOAT_VERSION='"$(VERSION)"' \
-	-DMOAT_LIBEXECDIR='"$(LIBEXECDIR)"' -DMOAT_DATADIR='"$(DATADIR)"' $(WARN)
+	-DMOAT_LIBEXECDIR='"$(LIBEXECDIR)"' -DMOAT_DATADIR='"$(DATADIR)"' \
+	-DMOAT_SYSCONFDIR='"$(SYSCONFDIR)"' $(WARN)
 SAN ?=
 ALL_CFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(SAN) -MMD -MP
 
-HOST_LIBS := -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
+HOST_LIBS := -linih -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
 # The agent is static: it is the only program in the guest image.
 AGENT_LIBS := -static -lseccomp -lcap -lyajl_s -lprotobuf-c -lpthread
 
@@ -227,7 +229,8 @@ $(B)/man/%: packaging/man/%.md
 # The guest kernel's release (uname -r in the guest) is installed next to it
 # as vmlinux.release: build.sh's cache keeps it beside the cached vmlinux.
 install: all guest man
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5
 	install -m 0755 $(B)/moat $(DESTDIR)$(PREFIX)/bin/moat
 	install -m 0755 $(B)/containerd-shim-moat-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-moat-v2
 	install -m 0755 $(B)/moat-vsock $(DESTDIR)$(LIBEXECDIR)/moat-vsock
@@ -235,7 +238,12 @@ install: all guest man
 	install -m 0644 $(INITRAMFS) $(DESTDIR)$(DATADIR)/initramfs.cpio.gz
 	install -m 0644 $$(readlink -f $(B)/vmlinux) $(DESTDIR)$(DATADIR)/vmlinux
 	install -m 0644 $$(dirname $$(readlink -f $(B)/vmlinux))/release $(DESTDIR)$(DATADIR)/vmlinux.release
-	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.8,$(MANS)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.5,$(MANS)) $(DESTDIR)$(MANDIR)/man5/
+	@# the default configuration: every setting commented out; an existing
+	@# file (a user's) is kept
+	install -d $(DESTDIR)$(SYSCONFDIR)/moat
+	[ -e $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf ] || install -m 0644 packaging/moat.conf $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf
 
 # The Debian package (packaging/debian), built by dpkg-buildpackage in a
 # copy of the tree: see scripts/mkdeb.sh and docs/packaging.md.

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config debhelper dpkg-dev lintian go-md2man man-db bc bison flex libelf-dev libssl-dev xz-utils cpio kmod \
  linux-source-6.12 \
- libseccomp-dev libyajl-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
+ libseccomp-dev libyajl-dev libinih-dev libcap-dev libprotobuf-c-dev protobuf-c-compiler \
  libcgroup-dev libcmocka-dev qemu-system-x86 busybox-static \
  iproute2 procps psmisc util-linux jq python3 clang-format clang libclang-rt-14-dev runc crun \
  podman conmon containerd docker.io \

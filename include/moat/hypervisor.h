@@ -69,7 +69,8 @@ const struct moat_hypervisor *moat_hypervisor_get (const char *name, moat_error_
 const char *moat_hypervisor_auto (char **why);
 
 /* The backend a container asks for: annotation MOAT_ANNOTATION_HYPERVISOR,
- * else env MOAT_HYPERVISOR, else NULL (auto). */
+ * else the runtime.hypervisor setting (MOAT_HYPERVISOR, moat.conf), NULL
+ * when that is auto. */
 #define MOAT_ANNOTATION_HYPERVISOR "org.moat.hypervisor"
 const char *moat_hypervisor_requested (const struct oci_config *cfg);
 
@@ -82,11 +83,13 @@ const char *moat_hypervisor_requested (const struct oci_config *cfg);
 
 /* Guest size from linux.resources, or for a pod's sandbox container from
  * the CRI sandbox annotations above when they are set: memory limit +
- * MOAT_VM_OVERHEAD_MIB (MOAT_VM_DEFAULT_MIB without a limit); vCPUs =
- * ceil(quota/period), at least 1, at most the host's CPUs. */
+ * guest.overhead_mib (guest.memory_mib without a limit); vCPUs =
+ * ceil(quota/period) (guest.vcpus without a quota), at least 1, at most
+ * the host's CPUs. MOAT_VM_*_MIB are the built-in defaults of those
+ * settings. */
 void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus);
 
-/* The guest kernel command line (malloc'd). */
+/* The guest kernel command line (malloc'd), guest.kernel_params last. */
 char *moat_vm_cmdline (bool debug);
 
 void moat_host_probe (struct moat_host_info *h);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Where moat finds its companion files: the guest kernel, the initramfs and
- * the moat-vsock helper. Order: an environment variable (MOAT_KERNEL,
- * MOAT_INITRD, MOAT_VSOCK), then next to the executable (the build tree),
- * then the install directories (MOAT_DATADIR, MOAT_LIBEXECDIR). The
+ * the moat-vsock helper. Order: the setting (include/moat/config.h:
+ * MOAT_KERNEL, MOAT_INITRD, MOAT_VSOCK, MOAT_VMM or guest.kernel,
+ * guest.initramfs, hypervisor.vsock_helper, hypervisor.moat_vmm in
+ * moat.conf), then next to the executable (the build tree), then the
+ * install directories (MOAT_DATADIR, MOAT_LIBEXECDIR). The
  * executable's directory is read from /proc/self/exe once, when the process
  * starts, before any mount namespace change can alter what it says. */
 #ifndef MOAT_PATHS_H

@@ -68,7 +68,8 @@ struct moat_sandbox {
 /* Checks what a VM cannot do (host devices...) before anything starts. */
 int moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err);
 
-/* Boot timeout from MOAT_BOOT_TIMEOUT (seconds, may be fractional). */
+/* Boot timeout: guest.boot_timeout (MOAT_BOOT_TIMEOUT, seconds, may be
+ * fractional; MOAT_BOOT_TIMEOUT_MS is its default). */
 int moat_boot_timeout_ms (void);
 
 int moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **out, moat_error_t *err);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "moat/config.h"
 #include "moat/log.h"
 #include "moat/paths.h"
 #include "moat/state.h"
@@ -36,7 +37,8 @@ static const struct {
         {"features", moat_cmd_features, "print the features this runtime supports (JSON)"},
         {"events", moat_cmd_events, "print container events and statistics"},
         {"check", moat_cmd_check, "tell which hypervisor backend this host can use and why"},
-        {"env", moat_cmd_env, "print moat's configuration and paths"},
+        {"env", moat_cmd_env, "print moat's settings, where each comes from, and its paths"},
+        {"setup", moat_cmd_setup, "register moat as a runtime with podman, docker or containerd"},
 };
 
 static void
@@ -49,6 +51,8 @@ usage (FILE *f)
                 fprintf (f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
         fprintf (f, "\nGlobal options:\n"
                     "  --root DIR            state directory (default " MOAT_DEFAULT_ROOT ")\n"
+                    "  --config FILE         configuration file (default " MOAT_CONFIG_DEFAULT_PATH ",\n"
+                    "                        env MOAT_CONFIG; drop-ins in FILE.d/*.conf)\n"
                     "  --log FILE            log to FILE\n"
                     "  --log-format FORMAT   text or json (default text)\n"
                     "  --debug               verbose logging; the guest agent logs to the console\n"
@@ -119,6 +123,8 @@ main (int argc, char **argv)
         struct moat_global g = {.root = MOAT_DEFAULT_ROOT, .log_format = "text"};
         cleanup_free char *bad = NULL; /* a global option error, reported once the log is open */
         cleanup_free char *abs_root = NULL;
+        cleanup_error moat_error_t cfg_err = NULL;
+        const char *config = NULL;
         int i;
 
         for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -140,7 +146,7 @@ main (int argc, char **argv)
                         g.systemd_cgroup = true;
                         continue;
                 }
-                const char *names[] = {"--root", "--log", "--log-format", "--rootless", "--criu"};
+                const char *names[] = {"--root", "--log", "--log-format", "--rootless", "--criu", "--config"};
                 size_t k;
                 for (k = 0; k < sizeof names / sizeof names[0]; k++)
                         if (is_opt (a, names[k]))
@@ -164,8 +170,18 @@ main (int argc, char **argv)
                                 break;
                         }
                         g.log_format = v;
-                }
+                } else if (k == 5)
+                        config = v;
         }
+        /* the settings (moat.conf, drop-ins, environment, flags) before
+         * anything uses them; a bad file is reported once the log is open */
+        if (bad == NULL && moat_config_load (config, "--config", &cfg_err) < 0)
+                bad = xstrdup (cfg_err->msg);
+        if (bad == NULL && g.debug &&
+            moat_config_set_flag (moat_config (), MOAT_SET_LOG_LEVEL, "debug", "--debug", &cfg_err) < 0)
+                bad = xstrdup (cfg_err->msg);
+        if (bad == NULL && strcmp (moat_config_str (MOAT_SET_LOG_LEVEL), "debug") == 0)
+                g.debug = true;
         if (moat_log_init (g.log, strcmp (g.log_format, "json") == 0, g.debug) < 0) {
                 fprintf (stderr, "moat: open log %s: %s\n", g.log, strerror (errno));
                 return 1;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/hypervisor.h"
 #include "moat/paths.h"
 #include "moat/util.h"
@@ -95,8 +96,8 @@ moat_hypervisor_requested (const struct oci_config *cfg)
         for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
                 if (strcmp (cfg->annotation_keys[i], MOAT_ANNOTATION_HYPERVISOR) == 0 && *cfg->annotation_values[i])
                         return cfg->annotation_values[i];
-        const char *e = getenv ("MOAT_HYPERVISOR");
-        return e && *e ? e : NULL;
+        const char *e = moat_config_str (MOAT_SET_HYPERVISOR);
+        return strcmp (e, "auto") != 0 ? e : NULL;
 }
 
 const struct moat_hypervisor *
@@ -158,10 +159,10 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
                         period = annotation_u64 (cfg, MOAT_ANNOTATION_CRI_PERIOD);
                 }
         }
-        *mem_mib = MOAT_VM_DEFAULT_MIB;
-        *vcpus = 1;
+        *mem_mib = moat_config_num (MOAT_SET_MEMORY_MIB);
+        *vcpus = moat_config_num (MOAT_SET_VCPUS);
         if (memory > 0)
-                *mem_mib = (memory + (1 << 20) - 1) / (1 << 20) + MOAT_VM_OVERHEAD_MIB;
+                *mem_mib = (memory + (1 << 20) - 1) / (1 << 20) + moat_config_num (MOAT_SET_OVERHEAD_MIB);
         if (quota > 0) {
                 uint64_t n;
                 if (period == 0)
@@ -176,7 +177,9 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
 char *
 moat_vm_cmdline (bool debug)
 {
-        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s", debug ? " moat.debug=1" : "");
+        const char *extra = moat_config_str (MOAT_SET_KERNEL_PARAMS);
+        return xasprintf_r ("console=ttyS0 reboot=t panic=-1 quiet%s%s%s", debug ? " moat.debug=1" : "",
+                            *extra ? " " : "", extra);
 }
 
 static void

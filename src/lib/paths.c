@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/paths.h"
 #include "moat/util.h"
 
@@ -18,13 +19,14 @@
 #endif
 
 static const struct {
-        const char *env, *name, *instdir;
+        enum moat_setting setting;
+        const char *name, *instdir;
         int exec;
 } files[] = {
-        [MOAT_FILE_KERNEL] = {"MOAT_KERNEL", "vmlinux", MOAT_DATADIR, 0},
-        [MOAT_FILE_INITRD] = {"MOAT_INITRD", "initramfs.cpio.gz", MOAT_DATADIR, 0},
-        [MOAT_FILE_VSOCKD] = {"MOAT_VSOCK", "moat-vsock", MOAT_LIBEXECDIR, 1},
-        [MOAT_FILE_VMM] = {"MOAT_VMM", "moat-vmm", MOAT_LIBEXECDIR, 1},
+        [MOAT_FILE_KERNEL] = {MOAT_SET_KERNEL, "vmlinux", MOAT_DATADIR, 0},
+        [MOAT_FILE_INITRD] = {MOAT_SET_INITRAMFS, "initramfs.cpio.gz", MOAT_DATADIR, 0},
+        [MOAT_FILE_VSOCKD] = {MOAT_SET_VSOCK, "moat-vsock", MOAT_LIBEXECDIR, 1},
+        [MOAT_FILE_VMM] = {MOAT_SET_VMM, "moat-vmm", MOAT_LIBEXECDIR, 1},
 };
 
 static int
@@ -68,17 +70,24 @@ moat_self_dir (void)
 int
 moat_find_file (enum moat_file which, char **out, moat_error_t *err)
 {
-        const char *env = getenv (files[which].env);
+        const struct moat_config_value *v = moat_config_value (files[which].setting);
+        const struct moat_setting_spec *sp = moat_setting_spec (files[which].setting);
         const char *dir;
         cleanup_free char *cand = NULL;
         cleanup_free char *tried = NULL;
 
-        if (env != NULL && *env) {
-                if (!usable (env, files[which].exec))
-                        return moat_make_error (err, errno, "%s=%s", files[which].env, env);
-                *out = realpath (env, NULL);
+        /* set in the environment or a config file: that file or an error */
+        if (*v->text) {
+                cleanup_free char *what = NULL;
+                if (v->origin == MOAT_FROM_FILE)
+                        what = xasprintf_r ("%s:%d: %s.%s = %s", v->file, v->line, sp->section, sp->key, v->text);
+                else
+                        what = xasprintf_r ("%s=%s", v->name ? v->name : sp->env, v->text);
+                if (!usable (v->text, files[which].exec))
+                        return moat_make_error (err, errno, "%s", what);
+                *out = realpath (v->text, NULL);
                 if (*out == NULL)
-                        return moat_make_error (err, errno, "%s=%s", files[which].env, env);
+                        return moat_make_error (err, errno, "%s", what);
                 return 0;
         }
         dir = moat_self_dir ();
@@ -97,8 +106,8 @@ moat_find_file (enum moat_file which, char **out, moat_error_t *err)
                 *out = steal_pointer (&cand);
                 return 0;
         }
-        return moat_make_error (err, ENOENT, "cannot find %s (set %s; tried %s)", files[which].name, files[which].env,
-                                tried);
+        return moat_make_error (err, ENOENT, "cannot find %s (set %s or %s.%s in moat.conf; tried %s)",
+                                files[which].name, sp->env, sp->section, sp->key, tried);
 }
 
 int

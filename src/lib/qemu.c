@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
 #include "moat/process.h"
@@ -30,8 +31,7 @@ qemu_escape (const char *s)
 const char *
 moat_qemu_binary (void)
 {
-        const char *q = getenv ("MOAT_QEMU");
-        return q && *q ? q : "/usr/bin/qemu-system-x86_64";
+        return moat_config_str (MOAT_SET_QEMU);
 }
 
 static int

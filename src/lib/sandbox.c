@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/hostcgroup.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
@@ -79,17 +80,7 @@ moat_sandbox_check_config (const struct oci_config *cfg, moat_error_t *err)
 int
 moat_boot_timeout_ms (void)
 {
-        const char *s = getenv ("MOAT_BOOT_TIMEOUT");
-        char *end;
-        double v;
-        if (s == NULL || *s == '\0')
-                return MOAT_BOOT_TIMEOUT_MS;
-        v = strtod (s, &end);
-        if (*end != '\0' || v <= 0 || v > 3600) {
-                moat_warn ("ignoring MOAT_BOOT_TIMEOUT=%s (expected seconds)", s);
-                return MOAT_BOOT_TIMEOUT_MS;
-        }
-        return (int)(v * 1000);
+        return (int)moat_config_num (MOAT_SET_BOOT_TIMEOUT);
 }
 
 static char *

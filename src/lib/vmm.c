@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "moat/config.h"
 #include "moat/hypervisor.h"
 #include "moat/log.h"
 #include "moat/paths.h"
@@ -35,13 +36,13 @@ static int
 vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
         const struct moat_host_info *h = c->host;
-        const char *force = getenv ("MOAT_VMM_FORCE");
         const char *why = moat_vmm_unusable_reason (h);
-        if (why && !(force && strcmp (force, "1") == 0)) {
+        if (why && !moat_config_num (MOAT_SET_VMM_FORCE)) {
                 if (h->kvm_present && h->kvm_openable && h->hw_flag == NULL)
                         return moat_make_error (err, 0,
                                                 "moat-vmm needs hardware virtualization (VMX/SVM), this host has "
-                                                "none; use hypervisor=qemu (MOAT_VMM_FORCE=1 tries anyway)");
+                                                "none; use hypervisor=qemu (MOAT_VMM_FORCE=1 or hypervisor.vmm_force = "
+                                                "true tries anyway)");
                 return moat_make_error (err, h->kvm_errno, "moat-vmm cannot run here: %s; use hypervisor=qemu", why);
         }
 

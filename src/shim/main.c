@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "moat/config.h"
 #include "moat/log.h"
 #include "shim.h"
 
@@ -116,6 +117,10 @@ main (int argc, char **argv)
         }
         if (o.id == NULL || *o.id == '\0')
                 return usage ("-id is required");
+        if (moat_config_load (NULL, NULL, &err) < 0) { /* moat.conf, MOAT_CONFIG, MOAT_* */
+                fprintf (stderr, "%s: %s\n", SHIM_NAME, err->msg);
+                return 1;
+        }
         /* start and delete speak to containerd on stdout: logs go to
          * stderr, which containerd keeps apart only for delete, so start
          * logs nothing at all unless it fails */

@@ -4,8 +4,13 @@
 # build/deb.commit says it was built from this clean commit), checked by
 # lintian, installed with dpkg -i, then used from the installed paths alone
 # (PATH without build/, no MOAT_* variable): moat env, moat check, a busybox
-# container whose output comes from inside the guest, man moat. Then dpkg -r
-# and --purge, and nothing of the package may be left on disk.
+# container whose output comes from inside the guest, man moat; a drop-in in
+# /etc/moat/moat.conf.d (in a private mount namespace over a copy of
+# /etc/moat) changes the backend and the guest memory as moat env reports
+# (and as the guest sees), a bad line fails with file:line; moat
+# setup podman then podman --runtime moat run (in a private mount namespace
+# over a copy of /etc/containers and a private /run). Then dpkg -r and
+# --purge, and nothing of the package may be left on disk.
 # This host is changed while the test runs: the EXIT trap purges the package
 # whatever happened, and the test refuses to run (skips) where a moat
 # package or any of its files is already installed, so it never replaces or
@@ -16,6 +21,7 @@ source tests/lib.sh
 
 names=(deb-built lintian-clean deb-has-files dpkg-install installed-files-found vmlinux-unstripped
     agent-static-unstripped check-installed run-installed man-moat man-shim man-covers-verbs man-covers-options
+    man-moat-conf conffile config-changes-env config-reaches-guest config-bad-line setup-podman-run
     dpkg-remove dpkg-purge nothing-left)
 skip_all() {
     for n in "${names[@]}"; do skip "$n" "$1"; done
@@ -76,6 +82,7 @@ dpkg-deb -c "$deb" | awk '{ print substr($6, 2) }' | sed 's,/$,,' | grep -v '^$'
 want=(/usr/bin/moat /usr/bin/containerd-shim-moat-v2 /usr/libexec/moat/moat-vsock /usr/libexec/moat/moat-vmm
     /usr/share/moat/vmlinux /usr/share/moat/vmlinux.release /usr/share/moat/initramfs.cpio.gz
     /usr/share/man/man8/moat.8.gz /usr/share/man/man8/containerd-shim-moat-v2.8.gz
+    /usr/share/man/man5/moat.conf.5.gz /etc/moat/moat.conf
     /usr/share/doc/moat/copyright /usr/share/doc/moat/README.md)
 # dh_compress gzips a doc of more than 4 KiB: either form is the file
 lacking=$(for f in "${want[@]}"; do grep -qxF -e "$f" -e "$f.gz" "$W/contents" || echo "$f"; done)
@@ -174,6 +181,87 @@ lacking=$(for v in $verbs; do
 done | xargs)
 expect_eq man-covers-options "" "$lacking"
 
+mc=$(inst env MANPAGER=cat MANWIDTH=100 man 5 moat.conf 2>&1)
+if grep -q 'memory_mib' <<<"$mc" && grep -q 'moat.conf.d' <<<"$mc"; then ok man-moat-conf; else not_ok man-moat-conf; fi
+
+# --- the configuration ----------------------------------------------------
+if dpkg-query -W -f='${Conffiles}\n' moat | grep -q '^ /etc/moat/moat.conf '; then ok conffile; else
+    not_ok conffile
+    diag "$(dpkg-query -W -f='${Conffiles}' moat)"
+fi
+# The drop-ins are written into a copy of /etc/moat bind-mounted over it in
+# a private mount namespace: every other moat on this host keeps seeing the
+# package's own /etc/moat, and a bad line there breaks nobody else's runs.
+cp -a /etc/moat "$W/etc-moat"
+mkdir "$W/etc-moat/moat.conf.d"
+D=/etc/moat/moat.conf.d/50-deb-test.conf
+inns() { inst unshare -m --propagation private sh -c 'mount --bind "$0" /etc/moat && exec "$@"' "$W/etc-moat" "$@"; }
+printf '[runtime]\nhypervisor = qemu\n\n[guest]\nmemory_mib = 384\n' >"$W/etc-moat/moat.conf.d/50-deb-test.conf"
+envout=$(inns moat env 2>&1)
+if grep -qx MOAT_HYPERVISOR=qemu <<<"$envout" &&
+    grep -qx "MOAT_HYPERVISOR_SOURCE=$D:2" <<<"$envout" &&
+    grep -qx MOAT_VM_DEFAULT_MIB=384 <<<"$envout" &&
+    grep -qx "MOAT_VM_DEFAULT_MIB_SOURCE=$D:5" <<<"$envout" &&
+    grep -qx MOAT_CONFIG=/etc/moat/moat.conf <<<"$envout" && grep -qx MOAT_CONFIG_FOUND=true <<<"$envout"; then
+    ok config-changes-env
+else
+    not_ok config-changes-env
+    diag "$(grep -E 'HYPERVISOR|MIB|CONFIG' <<<"$envout")"
+fi
+bundle "$W/b2" '.process.args = ["grep", "MemTotal", "/proc/meminfo"] | .process.terminal = false'
+out=$(inns timeout 120 moat --root "$W/root" run --bundle "$W/b2" deb-test2 </dev/null 2>&1)
+inst moat --root "$W/root" delete -f deb-test2 >/dev/null 2>&1
+kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' <<<"$out")
+if [ -n "$kb" ] && [ "$kb" -gt $((300 * 1024)) ] && [ "$kb" -le $((384 * 1024)) ]; then
+    ok "config-reaches-guest (memory_mib = 384: MemTotal $kb kB)"
+else
+    not_ok config-reaches-guest
+    diag "$out"
+fi
+printf 'memroy_mib = 1\n' >>"$W/etc-moat/moat.conf.d/50-deb-test.conf"
+out=$(inns moat --root "$W/root" list 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && [[ "$out" == *"$D:6: guest.memroy_mib: unknown key"* ]]; then
+    ok config-bad-line
+else
+    not_ok config-bad-line
+    diag "rc=$rc: $out"
+fi
+
+# moat setup podman, then podman --runtime moat run: in a private mount
+# namespace whose /etc/containers is a copy and whose /run is a tmpfs (moat
+# and podman keep state there), so nothing of the host's changes.
+if ! command -v podman >/dev/null || ! command -v conmon >/dev/null || [ ! -d /etc/containers ]; then
+    skip setup-podman-run "no podman, conmon or /etc/containers"
+elif ! archive=$(source tests/clients/lib.sh && clients_image_archive); then
+    skip setup-podman-run "the busybox image archive could not be built"
+else
+    mkdir -p "$W/pm/etc" "$W/pm/storage"
+    cp -a /etc/containers/. "$W/pm/etc/"
+    cat >"$W/pm/run.sh" <<EOF
+mount --bind $W/pm/etc /etc/containers && mount -t tmpfs tmpfs /run || exit 1
+moat setup podman || exit 1
+pm() { timeout -k 5 300 podman --root $W/pm/storage --storage-driver vfs --cgroup-manager cgroupfs \\
+    --events-backend file "\$@"; }
+pm load -i $archive >/dev/null 2>&1
+pm --runtime moat run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \\
+    moat-busybox:latest sh -c 'echo guest \$(uname -r)'
+rc=\$?
+pm rm -af >/dev/null 2>&1
+pm system reset -f >/dev/null 2>&1
+exit \$rc
+EOF
+    made_varlib=
+    [ -e /var/lib/containers ] || made_varlib=1
+    out=$(inst unshare -m --propagation private bash "$W/pm/run.sh" 2>&1)
+    rc=$?
+    [ -n "$made_varlib" ] && rm -rf /var/lib/containers
+    if [ $rc -eq 0 ] && grep -qx "guest $rel" <<<"$out"; then ok "setup-podman-run (moat setup podman; podman --runtime moat run)"; else
+        not_ok setup-podman-run
+        diag "rc=$rc: $out"
+    fi
+fi
+
 # --- remove ---------------------------------------------------------------
 inst moat --root "$W/root" delete -f deb-test >/dev/null 2>&1
 if dpkg -r moat >"$W/dpkg.log" 2>&1 && [ ! -e /usr/bin/moat ] && [ ! -e /usr/libexec/moat/moat-vmm ]; then
@@ -191,7 +279,7 @@ else
 fi
 # every file of the package, and its own directories
 left=$( (while read -r f; do [ -e "$f" ] && [ ! -d "$f" ] && echo "$f"; done <"$W/contents"
-    for d in /usr/share/moat /usr/libexec/moat /usr/share/doc/moat; do [ -e "$d" ] && echo "$d"; done) | xargs)
+    for d in /usr/share/moat /usr/libexec/moat /usr/share/doc/moat /etc/moat; do [ -e "$d" ] && echo "$d"; done) | xargs)
 expect_eq nothing-left "" "$left"
 
 done_testing
