@@ -258,10 +258,11 @@ moat_standin_run (struct moat_standin *s, struct moat_exit *ex, moat_error_t *er
                                 shutdown (moat_agent_fd (w.a), SHUT_RDWR);
                         }
                 }
-                /* the init's stand-in keeps the guest's clock on the host's
-                 * for as long as the container runs (drift under TCG, a
-                 * host clock that was stepped) */
-                if (!exited && s->exec_id == NULL && now_ms () >= next_clock_sync) {
+                /* the stand-in of the VM's first container (the one that
+                 * powers it off: a pod's sandbox, not its app containers)
+                 * keeps the guest's clock on the host's for as long as it
+                 * runs (drift under TCG, a host clock that was stepped) */
+                if (!exited && s->exec_id == NULL && s->power_off && now_ms () >= next_clock_sync) {
                         cleanup_error moat_error_t e = NULL;
                         next_clock_sync = now_ms () + MOAT_CLOCK_SYNC_INTERVAL_MS;
                         if (moat_agent_sync_clock (ctl, false, NULL, &e) < 0)
