@@ -30,6 +30,7 @@
  * before the next request. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -47,6 +48,7 @@
 #include "moat/vmm.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_devices.h"
+#include "moat/vmm_jail.h"
 #include "moat/vmm_virtio.h"
 
 #define VIRTIO_9P_MOUNT_TAG 0
@@ -553,10 +555,25 @@ static void __attribute__ ((noreturn)) proc_child (struct vmm *vm, struct p9dev 
         int keep[] = {STDERR_FILENO, ctl, m->q[0].ioeventfd, m->irqfd, moat_p9_server_root_fd (d->srv)};
         int kick = m->q[0].ioeventfd;
         close_all_but (keep, ARRAY_SIZE (keep));
+        /* a mount namespace of its own: the VMM's jail (pivot_root) must
+         * not take its view of the share away; then only the capabilities
+         * that serve files with their owners, no core dumps */
+        if (vmm_jail_active () && unshare (CLONE_NEWNS) < 0) {
+                moat_make_error (&err, errno, "unshare the mount namespace");
+                moat_error_print (&err, "moat-vmm: virtio-9p worker");
+                _exit (1);
+        }
+        if (vmm_caps_keep_files (&err) < 0 || vmm_set_rlimits (&err) < 0) {
+                moat_error_print (&err, "moat-vmm: virtio-9p worker");
+                _exit (1);
+        }
         if (vmm_seccomp_install_filter (VMM_FILTER_9P_WORKER, vm->helper_seccomp, vmm_virtio_9p_syscalls, &err) < 0) {
                 moat_error_print (&err, "moat-vmm: virtio-9p worker");
                 _exit (1);
         }
+        /* confined: the VMM may go on (and pivot its own root) */
+        if (write (ctl, "R", 1) != 1)
+                _exit (1);
         _exit (proc_loop (d, ctl, kick, &vm->mem));
 }
 
@@ -599,6 +616,13 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         close (sv[1]);
         d->ctl = d->ctl_owned = sv[0];
         d->pid = pid;
+        /* Until the worker says it is confined: in its own mount namespace
+         * before the VMM's jail pivots the VMM's (which would otherwise
+         * take the worker's view of the share with it). Bounded. */
+        if (ctl_wait_ack (d) < 0) {
+                kill (pid, SIGKILL);
+                return moat_make_error (err, 0, "the worker process did not start (see its error above)");
+        }
 
         /* Only the worker opens files in the share. */
         moat_p9_server_free (d->srv);
