@@ -104,6 +104,13 @@ void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vc
  * (vcpus x 100 ms per 100 ms); pids = MOAT_HOST_PIDS_BASE + vCPUs. */
 void moat_vm_host_limits (const struct oci_config *cfg, const char *backend, struct moat_hostcg_limits *lim);
 
+/* How each backend is confined on the host (moat check says it; the
+ * backends apply it: qemu.c passes MOAT_QEMU_SANDBOX to -sandbox, vmm.c
+ * runs moat-vmm with --jail, src/vmm/jail.c). */
+#define MOAT_QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+extern const char moat_vmm_confinement[];
+extern const char moat_qemu_confinement[];
+
 /* The guest kernel command line (malloc'd). */
 char *moat_vm_cmdline (bool debug);
 

@@ -130,6 +130,15 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
                 *vcpus = ncpu;
 }
 
+const char moat_vmm_confinement[] =
+        "seccomp allowlists (VMM; 9p worker process with the file syscalls alone), no_new_privs, no capabilities "
+        "(9p worker: chown, dac_override, dac_read_search, fowner, fsetid), own mount namespace whose root is a "
+        "read-only tmpfs with only the sandbox directory (read-only), inherited fds closed, no core dumps, "
+        "RLIMIT_NOFILE fixed; runs as root (the 9p worker serves files with their owners)";
+const char moat_qemu_confinement[] =
+        "-sandbox " MOAT_QEMU_SANDBOX ", -chroot into an empty directory, TCG translation cache bounded; runs as "
+        "root (9p passthrough serves files with their owners)";
+
 void
 moat_vm_host_limits (const struct oci_config *cfg, const char *backend, struct moat_hostcg_limits *lim)
 {

@@ -107,7 +107,7 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
          * is served from its directory fd, the vhost-user socket is
          * connected) */
         argv[n++] = "-sandbox";
-        argv[n++] = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+        argv[n++] = MOAT_QEMU_SANDBOX;
         if (chroot_dir) {
                 argv[n++] = "-chroot";
                 argv[n++] = chroot_dir;
