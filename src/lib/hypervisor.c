@@ -136,8 +136,8 @@ const char moat_vmm_confinement[] =
         "read-only tmpfs with only the sandbox directory (read-only), inherited fds closed, no core dumps, "
         "RLIMIT_NOFILE fixed; runs as root (the 9p worker serves files with their owners)";
 const char moat_qemu_confinement[] =
-        "-sandbox " MOAT_QEMU_SANDBOX ", -chroot into an empty directory, TCG translation cache bounded; runs as "
-        "root (9p passthrough serves files with their owners)";
+        "-sandbox " MOAT_QEMU_SANDBOX ", TCG translation cache bounded; no chroot (its 9p server needs /proc), "
+        "runs as root (9p passthrough serves files with their owners)";
 
 void
 moat_vm_host_limits (const struct oci_config *cfg, const char *backend, struct moat_hostcg_limits *lim)

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,23 +34,6 @@ moat_qemu_binary (void)
         return q && *q ? q : "/usr/bin/qemu-system-x86_64";
 }
 
-/* An empty directory for QEMU's -chroot: <workdir>/qemu-root, mode 0555
- * (NULL, and no chroot, if it cannot be made). */
-static char *
-qemu_empty_dir (const char *workdir)
-{
-        char *d;
-        if (workdir == NULL || workdir[0] != '/')
-                return NULL;
-        d = xasprintf_r ("%s/qemu-root", workdir);
-        if (mkdir (d, 0555) < 0 && errno != EEXIST) {
-                moat_debug ("qemu: no chroot: mkdir %s: %s", d, strerror (errno));
-                free (d);
-                return NULL;
-        }
-        return d;
-}
-
 static int
 qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
 {
@@ -63,14 +45,12 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         cleanup_free char *serial = NULL;
         cleanup_free char *chardev = NULL;
         cleanup_free char *fsdev = NULL;
-        cleanup_free char *chroot_dir = NULL;
         cleanup_free char *accel = NULL;
         struct moat_spawn_opts o = {
                 .workdir = c->workdir, .log = c->vmm_log, .pass_fd = -1, .die_with_parent = c->die_with_parent};
         const char *argv[64];
         int n = 0;
 
-        chroot_dir = qemu_empty_dir (c->workdir);
         accel = xasprintf_r ("tcg,tb-size=%d", MOAT_QEMU_TB_MIB);
         machine = xasprintf_r ("microvm,acpi=off,x-option-roms=off,rtc=off,isa-serial=on,memory-backend=mem");
         memobj = xasprintf_r ("memory-backend-memfd,id=mem,size=%luM,share=on", (unsigned long)c->mem_mib);
@@ -102,16 +82,11 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = smp;
         /* QEMU's own confinement (docs/architecture.md, Confinement):
          * its seccomp filter without obsolete, privilege-raising,
-         * process-spawning or scheduling/resource syscalls, and a chroot
-         * into an empty directory once the devices are open (the 9p share
-         * is served from its directory fd, the vhost-user socket is
-         * connected) */
+         * process-spawning or scheduling/resource syscalls. No -chroot:
+         * QEMU 7.2's 9p backend changes modes through /proc/self/fd,
+         * which an empty chroot lacks (mkdir over 9p fails with ENOENT) */
         argv[n++] = "-sandbox";
         argv[n++] = MOAT_QEMU_SANDBOX;
-        if (chroot_dir) {
-                argv[n++] = "-chroot";
-                argv[n++] = chroot_dir;
-        }
         argv[n++] = "-nodefaults";
         argv[n++] = "-no-user-config";
         argv[n++] = "-nographic";

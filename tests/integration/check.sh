@@ -48,7 +48,7 @@ lims=""
 for c in memory cpu pids; do awk -v c=$c '$1 == c && $4 == 1 { f = 1 } END { exit !f }' /proc/cgroups && lims="$lims $c"; done
 if grep -qE "^host cgroups: +(cgroup v1|cgroup v2|hybrid \(cgroup v1 controllers and a cgroup2 mount\)); limits on a sandbox's cgroup \(libcgroup\):${lims:- none}\$" <<<"$out"
 then ok check-reports-host-limits; else not_ok check-reports-host-limits; diag "$(grep '^host cgroups' <<<"$out")"; fi
-if grep -qE '^confinement qemu: +-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny, -chroot' <<<"$out" &&
+if grep -qE '^confinement qemu: +-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny, TCG' <<<"$out" &&
     grep -qE '^confinement moat-vmm: +seccomp .*no capabilities.*mount namespace' <<<"$out"; then
     ok check-reports-confinement; else not_ok check-reports-confinement; diag "$(grep '^confinement' <<<"$out")"; fi
 
