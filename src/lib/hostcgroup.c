@@ -69,7 +69,9 @@ static int
 lcg_error (moat_error_t *err, int rc, const char *what, const char *path)
 {
         int e = rc == ECGOTHER ? cgroup_get_last_errno () : 0;
-        return moat_make_error (err, e, "%s %s: %s", what, path, e ? "libcgroup" : cgroup_strerror (rc));
+        if (e)
+                return moat_make_error (err, e, "%s %s", what, path);
+        return moat_make_error (err, 0, "%s %s: %s", what, path, cgroup_strerror (rc));
 }
 
 static bool
