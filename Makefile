@@ -26,7 +26,7 @@ CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(B)/gen -DMOAT_VERSION='"$
 SAN ?=
 ALL_CFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(SAN) -MMD -MP
 
-HOST_LIBS := -linih -lyajl -lprotobuf-c -lseccomp -lcap -lpthread
+HOST_LIBS := -linih -lyajl -lprotobuf-c -lseccomp -lcap -lcgroup -lpthread
 # The agent is static: it is the only program in the guest image.
 AGENT_LIBS := -static -lseccomp -lcap -lyajl_s -lprotobuf-c -lpthread
 

@@ -15,6 +15,7 @@
 
 #include "moat/agent_proto.h"
 #include "moat/error.h"
+#include "moat/hostcgroup.h"
 #include "moat/oci.h"
 #include "moat/paths.h"
 
@@ -88,6 +89,38 @@ const char *moat_hypervisor_requested (const struct oci_config *cfg);
  * the host's CPUs. MOAT_VM_*_MIB are the built-in defaults of those
  * settings. */
 void moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus);
+
+/* What a sandbox may take of the host beyond its guest's RAM: the VMM's
+ * own memory (code, heap, device buffers, QEMU's TCG translation cache),
+ * moat-vsock, the stand-ins and the page tables, measured (docs/limits.md,
+ * "Host-side limits"):
+ * - QEMU 7.2 with TCG, 448 MiB guest, all guest RAM touched: QEMU's
+ *   anonymous memory was 66 MiB beyond the guest's memfd, of it most the
+ *   translation cache, which moat bounds with tb-size=MOAT_QEMU_TB_MIB;
+ *   moat-vsock 2.5 MiB, a stand-in about 1 MiB. The cgroup's peak with a
+ *   guest that filled its RAM stayed 5x below the margin below.
+ * - moat-vmm: 34 MiB RSS with an idle container in the nested bed, guest
+ *   pages included (docs/testing.md); its 9p worker a few MiB more. */
+#define MOAT_QEMU_TB_MIB 128
+#define MOAT_HOST_OVERHEAD_QEMU_MIB (MOAT_QEMU_TB_MIB + 128)
+#define MOAT_HOST_OVERHEAD_VMM_MIB 96
+/* Room for the VMM's threads (QEMU: main loop, RCU, vCPUs and a worker
+ * pool of up to 64 for 9p I/O), moat-vsock's, and the stand-ins (one per
+ * running exec): a fork bomb of a compromised VMM stops there. */
+#define MOAT_HOST_PIDS_BASE 256
+
+/* The sandbox's host-side limits (its cgroup) for a config and backend:
+ * memory = guest RAM (moat_vm_size) + the backend's overhead above; CPU
+ * quota = linux.resources.cpu quota/period, else the vCPUs' worth
+ * (vcpus x 100 ms per 100 ms); pids = MOAT_HOST_PIDS_BASE + vCPUs. */
+void moat_vm_host_limits (const struct oci_config *cfg, const char *backend, struct moat_hostcg_limits *lim);
+
+/* How each backend is confined on the host (moat check says it; the
+ * backends apply it: qemu.c passes MOAT_QEMU_SANDBOX to -sandbox, vmm.c
+ * runs moat-vmm with --jail, src/vmm/jail.c). */
+#define MOAT_QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+extern const char moat_vmm_confinement[];
+extern const char moat_qemu_confinement[];
 
 /* The guest kernel command line (malloc'd), guest.kernel_params last. */
 char *moat_vm_cmdline (bool debug);

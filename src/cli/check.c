@@ -12,17 +12,20 @@
 #include <yajl/yajl_gen.h>
 
 #include "cli.h"
+#include "moat/hostcgroup.h"
 #include "moat/hypervisor.h"
 #include "moat/json_gen.h"
 #include "moat/paths.h"
 #include "moat/util.h"
 
-static const char usage[] = "Usage: moat check [--json]\n"
-                            "Reports what this host offers moat's hypervisor backends (/dev/kvm, hardware\n"
-                            "virtualization, vhost-vsock, guest kernel and initramfs, moat-vsock, moat-vmm,\n"
-                            "QEMU) and which backend `auto` picks. Exit status 0 if some backend can run\n"
-                            "containers here, 1 otherwise.\n"
-                            "  --json    machine-readable output\n";
+static const char usage[] =
+        "Usage: moat check [--json]\n"
+        "Reports what this host offers moat's hypervisor backends (/dev/kvm, hardware\n"
+        "virtualization, vhost-vsock, guest kernel and initramfs, moat-vsock, moat-vmm,\n"
+        "QEMU), which backend `auto` picks, the host's cgroups and the limits moat sets\n"
+        "on a sandbox's cgroup, and how each backend is confined. Exit status 0 if some backend can run\n"
+        "containers here, 1 otherwise.\n"
+        "  --json    machine-readable output\n";
 
 static bool
 auto_usable (const struct moat_host_report *r)
@@ -30,8 +33,20 @@ auto_usable (const struct moat_host_report *r)
         return strcmp (r->auto_pick, "moat-vmm") == 0 ? r->vmm_usable : r->qemu_usable;
 }
 
+static const char *
+cg_mode_text (const char *mode)
+{
+        if (strcmp (mode, "hybrid") == 0)
+                return "hybrid (cgroup v1 controllers and a cgroup2 mount)";
+        if (strcmp (mode, "v1") == 0)
+                return "cgroup v1";
+        if (strcmp (mode, "v2") == 0)
+                return "cgroup v2";
+        return "none mounted";
+}
+
 static void
-print_text (const struct moat_host_report *r)
+print_text (const struct moat_host_report *r, const struct moat_hostcg_info *cg)
 {
         const struct moat_host_info *h = &r->h;
         if (!h->kvm_present)
@@ -62,6 +77,14 @@ print_text (const struct moat_host_report *r)
         printf ("backend moat-vmm:         %s: %s\n", r->vmm_usable ? "usable" : "unusable", r->vmm_reason);
         printf ("backend qemu:             %s: %s\n", r->qemu_usable ? "usable" : "unusable", r->qemu_reason);
         printf ("auto picks:               %s: %s\n", r->auto_pick, r->auto_why);
+        printf ("host cgroups:             %s; limits on a sandbox's cgroup (libcgroup):%s%s%s%s",
+                cg_mode_text (cg->mode), cg->memory ? " memory" : "", cg->cpu ? " cpu" : "", cg->pids ? " pids" : "",
+                cg->memory || cg->cpu || cg->pids ? "" : " none");
+        if (cg->error)
+                printf (" (libcgroup: %s)", cg->error);
+        printf ("\n");
+        printf ("confinement moat-vmm:     %s\n", moat_vmm_confinement);
+        printf ("confinement qemu:         %s\n", moat_qemu_confinement);
         if (auto_usable (r))
                 printf ("verdict: OK, containers run here with hypervisor %s\n", r->auto_pick);
         else if (r->vmm_usable || r->qemu_usable)
@@ -72,7 +95,7 @@ print_text (const struct moat_host_report *r)
 }
 
 static void
-print_json (const struct moat_host_report *r)
+print_json (const struct moat_host_report *r, const struct moat_hostcg_info *cg)
 {
         const struct moat_host_info *h = &r->h;
         yajl_gen g = yajl_gen_alloc (NULL);
@@ -145,6 +168,27 @@ print_json (const struct moat_host_report *r)
         moat_gen_kv (g, "reason", r->auto_why);
         yajl_gen_map_close (g);
 
+        moat_gen_str (g, "host_cgroups");
+        yajl_gen_map_open (g);
+        moat_gen_kv (g, "mode", cg->mode);
+        moat_gen_str (g, "limits");
+        yajl_gen_array_open (g);
+        if (cg->memory)
+                moat_gen_str (g, "memory");
+        if (cg->cpu)
+                moat_gen_str (g, "cpu");
+        if (cg->pids)
+                moat_gen_str (g, "pids");
+        yajl_gen_array_close (g);
+        moat_gen_kv (g, "error", cg->error);
+        yajl_gen_map_close (g);
+
+        moat_gen_str (g, "confinement");
+        yajl_gen_map_open (g);
+        moat_gen_kv (g, "moat-vmm", moat_vmm_confinement);
+        moat_gen_kv (g, "qemu", moat_qemu_confinement);
+        yajl_gen_map_close (g);
+
         moat_gen_kbool (g, "ok", r->vmm_usable || r->qemu_usable);
         yajl_gen_map_close (g);
         yajl_gen_get_buf (g, &buf, &len);
@@ -169,11 +213,13 @@ moat_cmd_check (struct moat_global *gl, int argc, char **argv)
                 }
         }
         struct moat_host_report r = {0};
+        struct moat_hostcg_info cg;
         moat_host_report_probe (&r);
+        moat_hostcg_probe (&cg);
         if (json)
-                print_json (&r);
+                print_json (&r, &cg);
         else
-                print_text (&r);
+                print_text (&r, &cg);
         int rc = r.vmm_usable || r.qemu_usable ? 0 : 1;
         moat_host_report_free (&r);
         return fflush (stdout) == 0 ? rc : 1;

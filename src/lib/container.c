@@ -72,6 +72,7 @@
 #include "moat/execrec.h"
 #include "moat/hooks.h"
 #include "moat/hostcgroup.h"
+#include "moat/hypervisor.h"
 #include "moat/json_gen.h"
 #include "moat/log.h"
 #include "moat/net.h"
@@ -581,14 +582,17 @@ create_container (const struct moat_context *ctx, const struct moat_container_cr
         if (moat_sandbox_save_state (sb, err) < 0)
                 goto fail;
         {
-                /* a pod's container has only its stand-in here: the VM is
-                 * the sandbox's, in the sandbox's cgroup */
+                /* a pod's container has only its stand-in here, without
+                 * limits: the VM is the sandbox's, in the sandbox's cgroup */
                 pid_t pids[3] = {0, 0, 0};
+                struct moat_hostcg_limits lim;
                 if (sandbox_id == NULL) {
                         pids[0] = sb->vmm_pid;
                         pids[1] = sb->vsockd_pid > 0 ? sb->vsockd_pid : 0;
                 }
-                if (moat_hostcg_enter (cgpath, pids, err) < 0)
+                moat_vm_host_limits (sb->cfg, sb->state.hypervisor, &lim);
+                if ((sandbox_id ? moat_hostcg_enter (cgpath, pids, err)
+                                : moat_hostcg_enter_limited (cgpath, &lim, pids, err)) < 0)
                         goto fail;
         }
 
@@ -1419,6 +1423,14 @@ moat_container_update (const struct moat_context *ctx, const char *id, const cha
                 return 0;
         if (open_running (ctx->root, id, &st, &a, err) == 0 && moat_agent_update (a, id, sent, err) == 0)
                 rc = 0;
+        /* a new CPU quota applies to the sandbox's host cgroup too (its
+         * memory stays sized by the guest's RAM, which does not change) */
+        if (rc == 0 && st->cgroup) {
+                struct moat_hostcg_limits lim;
+                int q = moat_hostcg_limits_from_update (sent, &lim, err);
+                if (q < 0 || (q > 0 && moat_hostcg_set_limits (st->cgroup, &lim, err) < 0))
+                        rc = moat_error_wrap (err, "update %s: host cgroup", id);
+        }
         moat_agent_free (a);
         moat_state_free (st);
         return rc;

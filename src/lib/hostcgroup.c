@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <libcgroup.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +14,78 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <yajl/yajl_tree.h>
 
 #include "moat/hostcgroup.h"
 #include "moat/paths.h"
 #include "moat/util.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
+
+/* What libcgroup does here and what is done by hand.
+ *
+ * libcgroup (2.0, Debian 12) creates the cgroup in the controller
+ * hierarchies (every cgroup v1 controller, or the controllers moat limits
+ * on a cgroup v2 host, enabling them in the parents' subtree_control) and
+ * writes the limits; `moat update` changes them with cgroup_modify_cgroup.
+ * By hand, because libcgroup 2.0 cannot:
+ * - moving a process in: cgroup_attach_task_pid writes the pid to a v1
+ *   hierarchy's `tasks` file, which moves one thread, not the process (the
+ *   VMM is multithreaded by then, and its vCPU threads would stay outside
+ *   the quota); cgroup.procs moves the whole process at once;
+ * - hierarchies libcgroup does not know: named v1 hierarchies
+ *   (name=systemd) and, on a hybrid host, the cgroup2 mount
+ *   (/sys/fs/cgroup/unified; libcgroup 2.0 only lists it by the
+ *   controllers it holds, and fails to create a cgroup in it when those
+ *   are not enabled in its root): the process is placed there too, for
+ *   the tools that read it, with no limits (moat's limits are on the v1
+ *   controllers of such a host);
+ * - cpuset levels get cpus and mems copied from their parent (a new v1
+ *   cpuset cgroup has none, and no process can join it then);
+ * - on a cgroup v2 host, enabling memory, cpu and pids in the root's
+ *   subtree_control (libcgroup 2.0 enables them from the first level
+ *   below the root; a host without systemd may not have them at the root);
+ * - removal: rmdir, waiting for the last process to go (libcgroup's delete
+ *   would move any process left to the parent instead). */
+
+static pthread_once_t lcg_once = PTHREAD_ONCE_INIT;
+static int lcg_rc = -1;
+
+static void
+lcg_init (void)
+{
+        lcg_rc = cgroup_init ();
+}
+
+/* 0, or a libcgroup error code (ECGROUPNOTMOUNTED: no cgroups here). */
+static int
+lcg_ready (void)
+{
+        pthread_once (&lcg_once, lcg_init);
+        return lcg_rc;
+}
+
+static int
+lcg_error (moat_error_t *err, int rc, const char *what, const char *path)
+{
+        int e = rc == ECGOTHER ? cgroup_get_last_errno () : 0;
+        if (e)
+                return moat_make_error (err, e, "%s %s", what, path);
+        return moat_make_error (err, 0, "%s %s: %s", what, path, cgroup_strerror (rc));
+}
+
+static bool
+is_cgroup2 (const char *path)
+{
+        struct statfs sf;
+        return statfs (path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+static bool
+host_is_v2 (void)
+{
+        return is_cgroup2 (CG_ROOT);
+}
 
 /* systemd's slice expansion: "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice". */
 static int
@@ -244,9 +312,164 @@ enter_one (const char *mnt, bool v2, void *arg)
         return 0;
 }
 
+/* Adds to cg every v1 controller libcgroup knows a mount of (on a hybrid
+ * host the cgroup2 mount is placed by hand; on a v2 host only the
+ * controllers that get a limit are added, by add_limits). Returns how many
+ * it added, or -1. */
+static int
+add_v1_controllers (struct cgroup *cg)
+{
+        struct cgroup_mount_point mp;
+        void *h = NULL;
+        int n = 0;
+
+        if (host_is_v2 ())
+                return 0;
+        for (int r = cgroup_get_controller_begin (&h, &mp); r == 0; r = cgroup_get_controller_next (&h, &mp)) {
+                if (is_cgroup2 (mp.path) || cgroup_get_controller (cg, mp.name))
+                        continue;
+                if (cgroup_add_controller (cg, mp.name) == NULL) {
+                        n = -1;
+                        break;
+                }
+                n++;
+        }
+        cgroup_get_controller_end (&h);
+        return n;
+}
+
+/* cg's controller `name`, added if need be; NULL if the host has no
+ * usable mount of it (that limit is then not set). */
+static struct cgroup_controller *
+limit_controller (struct cgroup *cg, const char *name, bool v2)
+{
+        struct cgroup_controller *c = cgroup_get_controller (cg, name);
+        cleanup_free char *mnt = NULL;
+        if (c)
+                return c;
+        if (cgroup_get_subsys_mount_point (name, &mnt) != 0 || mnt == NULL || (!v2 && is_cgroup2 (mnt)))
+                return NULL;
+        return cgroup_add_controller (cg, name);
+}
+
+/* The limits as controller values on cg (controllers added as needed).
+ * Returns how many values it set, or -1. */
+static int
+add_limits (struct cgroup *cg, const struct moat_hostcg_limits *lim, bool v2)
+{
+        struct cgroup_controller *c;
+        int n = 0;
+        if (lim->memory_bytes && (c = limit_controller (cg, "memory", v2)) != NULL) {
+                n++;
+                if (cgroup_add_value_uint64 (c, v2 ? "memory.max" : "memory.limit_in_bytes", lim->memory_bytes))
+                        return -1;
+        }
+        if (lim->cpu_quota_us && (c = limit_controller (cg, "cpu", v2)) != NULL) {
+                uint64_t period = lim->cpu_period_us ? lim->cpu_period_us : 100000;
+                n++;
+                if (v2) {
+                        char max[64];
+                        snprintf (max, sizeof max, "%" PRIu64 " %" PRIu64, lim->cpu_quota_us, period);
+                        if (cgroup_add_value_string (c, "cpu.max", max))
+                                return -1;
+                } else if (cgroup_add_value_uint64 (c, "cpu.cfs_period_us", period) ||
+                           cgroup_add_value_uint64 (c, "cpu.cfs_quota_us", lim->cpu_quota_us))
+                        return -1;
+        }
+        if (lim->pids && (c = limit_controller (cg, "pids", v2)) != NULL) {
+                n++;
+                if (cgroup_add_value_uint64 (c, "pids.max", lim->pids))
+                        return -1;
+        }
+        return n;
+}
+
+/* A v2 host's root: memory, cpu and pids enabled for its children. */
+static int
+enable_v2_root (const struct moat_hostcg_limits *lim, moat_error_t *err)
+{
+        const char *want[] = {lim->memory_bytes ? "memory" : NULL, lim->cpu_quota_us ? "cpu" : NULL,
+                              lim->pids ? "pids" : NULL};
+        cleanup_free char *on = NULL;
+        if (read_file (CG_ROOT "/cgroup.subtree_control", &on, NULL, err) < 0)
+                return -1;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+                char word[16];
+                bool found = false;
+                if (want[i] == NULL)
+                        continue;
+                for (char *p = on; p && *p;) {
+                        size_t n = strcspn (p, " \n");
+                        if (n == strlen (want[i]) && strncmp (p, want[i], n) == 0)
+                                found = true;
+                        p += n;
+                        p += strspn (p, " \n");
+                }
+                if (found)
+                        continue;
+                snprintf (word, sizeof word, "+%s", want[i]);
+                if (write_file (CG_ROOT "/cgroup.subtree_control", word, strlen (word), 0644, err) < 0)
+                        return moat_error_wrap (err, "enable the %s controller", want[i]);
+        }
+        return 0;
+}
+
+/* libcgroup's part: the cgroup in the controller hierarchies, with lim. */
+static int
+lcg_create (const char *path, const struct moat_hostcg_limits *lim, moat_error_t *err)
+{
+        struct cgroup *cg;
+        bool v2 = host_is_v2 ();
+        int r = lcg_ready ();
+
+        if (r == ECGROUPNOTMOUNTED)
+                return 0; /* no cgroups at all: nothing to account or limit */
+        if (r != 0)
+                return lcg_error (err, r, "libcgroup: init for", path);
+        if (v2 && lim && enable_v2_root (lim, err) < 0)
+                return -1;
+        cg = cgroup_new_cgroup (path);
+        if (cg == NULL)
+                return moat_make_error (err, ENOMEM, "libcgroup: new cgroup %s", path);
+        int nc = add_v1_controllers (cg);
+        int nl = nc < 0 ? -1 : lim ? add_limits (cg, lim, v2) : 0;
+        if (nc < 0 || nl < 0) {
+                cgroup_free (&cg);
+                return moat_make_error (err, 0, "libcgroup: describe cgroup %s", path);
+        }
+        if (nc + nl == 0) { /* a v2 host and no limits: placement only */
+                cgroup_free (&cg);
+                return 0;
+        }
+        r = cgroup_create_cgroup (cg, 1);
+        cgroup_free (&cg);
+        if (r != 0)
+                return lcg_error (err, r, "libcgroup: create cgroup", path);
+        return 0;
+}
+
+int
+moat_hostcg_enter_limited (const char *path, const struct moat_hostcg_limits *lim, const pid_t *pids, moat_error_t *err)
+{
+        struct enter_ctx c = {.path = path, .pids = pids, .err = err};
+        if (lcg_create (path, lim, err) < 0)
+                return moat_error_wrap (err, "host cgroup %s", path);
+        if (each_hierarchy (enter_one, &c) < 0)
+                return moat_error_wrap (err, "host cgroup %s", path);
+        return 0;
+}
+
 int
 moat_hostcg_enter (const char *path, const pid_t *pids, moat_error_t *err)
 {
+        return moat_hostcg_enter_limited (path, NULL, pids, err);
+}
+
+int
+moat_hostcg_add (const char *path, pid_t pid, moat_error_t *err)
+{
+        /* the cgroup exists (enter made it): placement only */
+        pid_t pids[2] = {pid, 0};
         struct enter_ctx c = {.path = path, .pids = pids, .err = err};
         if (each_hierarchy (enter_one, &c) < 0)
                 return moat_error_wrap (err, "host cgroup %s", path);
@@ -254,10 +477,100 @@ moat_hostcg_enter (const char *path, const pid_t *pids, moat_error_t *err)
 }
 
 int
-moat_hostcg_add (const char *path, pid_t pid, moat_error_t *err)
+moat_hostcg_set_limits (const char *path, const struct moat_hostcg_limits *lim, moat_error_t *err)
 {
-        pid_t pids[2] = {pid, 0};
-        return moat_hostcg_enter (path, pids, err);
+        struct cgroup *cg;
+        bool v2 = host_is_v2 ();
+        int r = lcg_ready ();
+
+        if (r == ECGROUPNOTMOUNTED)
+                return 0;
+        if (r != 0)
+                return lcg_error (err, r, "libcgroup: init for", path);
+        cg = cgroup_new_cgroup (path);
+        if (cg == NULL)
+                return moat_make_error (err, ENOMEM, "libcgroup: new cgroup %s", path);
+        r = add_limits (cg, lim, v2);
+        if (r <= 0) {
+                cgroup_free (&cg);
+                return r < 0 ? moat_make_error (err, 0, "libcgroup: describe cgroup %s", path) : 0;
+        }
+        r = cgroup_modify_cgroup (cg);
+        cgroup_free (&cg);
+        if (r != 0)
+                return lcg_error (err, r, "libcgroup: set the limits of", path);
+        return 0;
+}
+
+int
+moat_hostcg_limits_from_update (const char *resources_json, struct moat_hostcg_limits *lim, moat_error_t *err)
+{
+        char ebuf[256];
+        const char *qp[] = {"cpu", "quota", NULL};
+        const char *pp[] = {"cpu", "period", NULL};
+        yajl_val tree, q, p;
+        int rc = 0;
+
+        memset (lim, 0, sizeof *lim);
+        tree = yajl_tree_parse (resources_json, ebuf, sizeof ebuf);
+        if (tree == NULL)
+                return moat_make_error (err, 0, "linux.resources: %s", ebuf);
+        q = yajl_tree_get (tree, qp, yajl_t_number);
+        p = yajl_tree_get (tree, pp, yajl_t_number);
+        if (q && YAJL_IS_INTEGER (q) && YAJL_GET_INTEGER (q) > 0) {
+                lim->cpu_quota_us = YAJL_GET_INTEGER (q);
+                lim->cpu_period_us =
+                        p && YAJL_IS_INTEGER (p) && YAJL_GET_INTEGER (p) > 0 ? YAJL_GET_INTEGER (p) : 100000;
+                rc = 1;
+        }
+        yajl_tree_free (tree);
+        return rc;
+}
+
+void
+moat_hostcg_probe (struct moat_hostcg_info *info)
+{
+        struct cgroup_mount_point mp;
+        void *h = NULL;
+        bool v2 = host_is_v2 (), hybrid = false, any = false;
+        struct statfs sf;
+        DIR *d;
+        struct dirent *de;
+        int r;
+
+        memset (info, 0, sizeof *info);
+        if (!v2 && (d = opendir (CG_ROOT)) != NULL) {
+                while ((de = readdir (d)) != NULL) {
+                        char mnt[512];
+                        if (de->d_name[0] == '.')
+                                continue;
+                        snprintf (mnt, sizeof mnt, CG_ROOT "/%s", de->d_name);
+                        if (statfs (mnt, &sf) < 0)
+                                continue;
+                        if (sf.f_type == CGROUP2_SUPER_MAGIC)
+                                hybrid = true;
+                        if (sf.f_type == CGROUP_SUPER_MAGIC)
+                                any = true;
+                }
+                closedir (d);
+        }
+        info->mode = v2 ? "v2" : any ? (hybrid ? "hybrid" : "v1") : "none";
+        r = lcg_ready ();
+        if (r != 0) {
+                info->error = cgroup_strerror (r);
+                return;
+        }
+        for (r = cgroup_get_controller_begin (&h, &mp); r == 0; r = cgroup_get_controller_next (&h, &mp)) {
+                if (!v2 && is_cgroup2 (mp.path))
+                        continue;
+                if (strcmp (mp.name, "memory") == 0)
+                        info->memory = true;
+                else if (strcmp (mp.name, "cpu") == 0)
+                        info->cpu = true;
+                else if (strcmp (mp.name, "pids") == 0)
+                        info->pids = true;
+        }
+        cgroup_get_controller_end (&h);
 }
 
 struct remove_ctx {

@@ -174,6 +174,35 @@ moat_vm_size (const struct oci_config *cfg, uint64_t *mem_mib, unsigned *vcpus)
                 *vcpus = ncpu;
 }
 
+const char moat_vmm_confinement[] =
+        "seccomp allowlists (VMM; 9p worker process with the file syscalls alone), no_new_privs, no capabilities "
+        "(9p worker: chown, dac_override, dac_read_search, fowner, fsetid), own mount namespace whose root is a "
+        "read-only tmpfs with only the sandbox directory (read-only), inherited fds closed, no core dumps, "
+        "RLIMIT_NOFILE fixed; runs as root (the 9p worker serves files with their owners)";
+const char moat_qemu_confinement[] =
+        "-sandbox " MOAT_QEMU_SANDBOX ", TCG translation cache bounded; no chroot (its 9p server needs /proc), "
+        "runs as root (9p passthrough serves files with their owners)";
+
+void
+moat_vm_host_limits (const struct oci_config *cfg, const char *backend, struct moat_hostcg_limits *lim)
+{
+        const struct oci_resources *r = cfg && cfg->linux_ ? cfg->linux_->resources : NULL;
+        bool qemu = backend == NULL || strcmp (backend, "moat-vmm") != 0;
+        uint64_t mem_mib;
+        unsigned vcpus;
+
+        moat_vm_size (cfg, &mem_mib, &vcpus);
+        memset (lim, 0, sizeof *lim);
+        lim->memory_bytes = (mem_mib + (qemu ? MOAT_HOST_OVERHEAD_QEMU_MIB : MOAT_HOST_OVERHEAD_VMM_MIB)) << 20;
+        lim->cpu_period_us = 100000;
+        lim->cpu_quota_us = (uint64_t)vcpus * 100000;
+        if (r && r->has_cpu_quota && r->cpu_quota > 0) {
+                lim->cpu_period_us = r->has_cpu_period && r->cpu_period > 0 ? r->cpu_period : 100000;
+                lim->cpu_quota_us = r->cpu_quota;
+        }
+        lim->pids = MOAT_HOST_PIDS_BASE + vcpus;
+}
+
 char *
 moat_vm_cmdline (bool debug)
 {

@@ -45,11 +45,13 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         cleanup_free char *serial = NULL;
         cleanup_free char *chardev = NULL;
         cleanup_free char *fsdev = NULL;
+        cleanup_free char *accel = NULL;
         struct moat_spawn_opts o = {
                 .workdir = c->workdir, .log = c->vmm_log, .pass_fd = -1, .die_with_parent = c->die_with_parent};
         const char *argv[64];
         int n = 0;
 
+        accel = xasprintf_r ("tcg,tb-size=%d", MOAT_QEMU_TB_MIB);
         machine = xasprintf_r ("microvm,acpi=off,x-option-roms=off,rtc=off,isa-serial=on,memory-backend=mem");
         memobj = xasprintf_r ("memory-backend-memfd,id=mem,size=%luM,share=on", (unsigned long)c->mem_mib);
         mem = xasprintf_r ("%luM", (unsigned long)c->mem_mib);
@@ -67,7 +69,9 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = "-M";
         argv[n++] = machine;
         argv[n++] = "-accel";
-        argv[n++] = kvm ? "kvm" : "tcg";
+        /* TCG's translation cache bounded (QEMU's default here is 1 GiB,
+         * which a guest could fill): part of the host-side memory margin */
+        argv[n++] = kvm ? "kvm" : accel;
         argv[n++] = "-cpu";
         argv[n++] = kvm ? "host" : "max";
         argv[n++] = "-object";
@@ -76,6 +80,13 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = mem;
         argv[n++] = "-smp";
         argv[n++] = smp;
+        /* QEMU's own confinement (docs/architecture.md, Confinement):
+         * its seccomp filter without obsolete, privilege-raising,
+         * process-spawning or scheduling/resource syscalls. No -chroot:
+         * QEMU 7.2's 9p backend changes modes through /proc/self/fd,
+         * which an empty chroot lacks (mkdir over 9p fails with ENOENT) */
+        argv[n++] = "-sandbox";
+        argv[n++] = MOAT_QEMU_SANDBOX;
         argv[n++] = "-nodefaults";
         argv[n++] = "-no-user-config";
         argv[n++] = "-nographic";

@@ -78,6 +78,9 @@ vmm_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         argv[n++] = cid;
         argv[n++] = "--share";
         argv[n++] = share;
+        /* its own mount namespace, whose root is only the sandbox
+         * directory once the guest runs (src/vmm/jail.c) */
+        argv[n++] = "--jail";
         if (c->tap) {
                 argv[n++] = "--tap";
                 argv[n++] = c->tap;

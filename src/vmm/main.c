@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "moat/log.h"
 #include "moat/util.h"
@@ -19,6 +21,7 @@
 #include "moat/vmm_config.h"
 #include "moat/vmm_dev.h"
 #include "moat/vmm_devices.h"
+#include "moat/vmm_jail.h"
 #include "moat/vmm_virtio.h"
 #include "moat/vsock.h"
 
@@ -44,6 +47,10 @@ static const char usage[] = "Usage: moat-vmm --kernel FILE [options]\n"
                             "                       FILE or stdout\n"
                             "  --memfd              guest RAM from a memfd, MAP_SHARED\n"
                             "  --seccomp MODE       kill (default), trap or errno (debugging), off\n"
+                            "  --jail               close inherited fds, own mount namespace; once the guest\n"
+                            "                       runs, its root holds only the vsock socket's directory\n"
+                            "                       (read-only). Capabilities are dropped and rlimits set\n"
+                            "                       with or without it\n"
                             "  --print-seccomp[=WHO]  list the syscalls allowed once the guest runs, in the\n"
                             "                       VMM (WHO=vmm, default) or in the virtio-9p worker process\n"
                             "                       (WHO=9p-worker)\n"
@@ -74,6 +81,7 @@ enum {
         OPT_TAP,
         OPT_MAC,
         OPT_CONSOLE_LOG,
+        OPT_JAIL,
         OPT_HELP
 };
 
@@ -98,6 +106,7 @@ static const struct option options[] = {
         {"tap", required_argument, NULL, OPT_TAP},
         {"mac", required_argument, NULL, OPT_MAC},
         {"console-log", required_argument, NULL, OPT_CONSOLE_LOG},
+        {"jail", no_argument, NULL, OPT_JAIL},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -115,6 +124,8 @@ parse_num (const char *opt, const char *s, unsigned long long max, unsigned long
 }
 
 static bool print_seccomp;
+static bool jail;
+static char *jail_keep; /* the vsock socket's directory, absolute */
 static enum vmm_seccomp_filter print_filter = VMM_FILTER_VMM;
 
 /* Syscalls a filter needs beyond seccomp.c's base lists: the VMM needs none
@@ -222,6 +233,9 @@ parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
                         free (c->console_log);
                         c->console_log = xstrdup (optarg);
                         break;
+                case OPT_JAIL:
+                        jail = true;
+                        break;
                 case OPT_HELP:
                         return 1;
                 default:
@@ -238,11 +252,39 @@ parse_args (int argc, char **argv, struct vmm_config *c, moat_error_t *err)
 static enum vmm_seccomp_mode seccomp_mode;
 static const char *const *seccomp_extra_syscalls;
 
+/* On the main thread, the vCPUs parked (each dropped its own
+ * capabilities): jail, rlimits, capabilities, then seccomp. */
 static int
 confine (struct vmm *vm, moat_error_t *err)
 {
         (void)vm;
+        if (jail && vmm_jail_pivot (jail_keep, err) < 0)
+                return -1;
+        if (vmm_set_rlimits (err) < 0 || vmm_caps_drop_all (err) < 0)
+                return moat_error_wrap (err, "confine");
         return vmm_seccomp_install (seccomp_mode, seccomp_extra_syscalls, err);
+}
+
+/* The directory of the vsock socket(s), absolute: what the jail keeps. */
+static char *
+socket_dir (const char *sock)
+{
+        char cwd[PATH_MAX];
+        cleanup_free char *abs = NULL;
+        char *slash;
+        if (sock == NULL)
+                return NULL;
+        if (sock[0] == '/')
+                abs = xstrdup (sock);
+        else if (getcwd (cwd, sizeof cwd) != NULL)
+                abs = xasprintf_r ("%s/%s", cwd, sock);
+        else
+                return NULL;
+        slash = strrchr (abs, '/');
+        if (slash == abs)
+                return xstrdup ("/");
+        *slash = '\0';
+        return xstrdup (abs);
 }
 
 /* Sets the VM up; returns 0 or -1 with err. */
@@ -314,6 +356,14 @@ main (int argc, char **argv)
         }
         if (c.debug)
                 moat_log_init (NULL, 0, 1);
+        if (jail) {
+                if (vmm_jail_enter (&err) < 0) {
+                        moat_error_print (&err, "moat-vmm");
+                        vmm_config_free (&c);
+                        return VMM_EXIT_USAGE;
+                }
+                jail_keep = socket_dir (c.vsock_socket);
+        }
 
         cleanup_close int log_fd = -1;
         int serial_fd = STDOUT_FILENO;
@@ -358,5 +408,6 @@ main (int argc, char **argv)
         vmm_virtio_free_all (&vm);
         vmm_close (&vm);
         vmm_config_free (&c);
+        free (jail_keep);
         return code;
 }

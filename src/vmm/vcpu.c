@@ -17,6 +17,7 @@
 #include "moat/util.h"
 #include "moat/vmm.h"
 #include "moat/vmm_boot.h"
+#include "moat/vmm_jail.h"
 
 #define KICK_SIGNAL SIGUSR1
 
@@ -144,6 +145,13 @@ vcpu_thread (void *arg)
         sigaddset (&set, KICK_SIGNAL);
         pthread_sigmask (SIG_UNBLOCK, &set, NULL);
 
+        /* Capabilities are per thread: each vCPU drops its own (the main
+         * thread's confine drops the rest). */
+        {
+                cleanup_error moat_error_t e = NULL;
+                if (vmm_caps_drop_all (&e) < 0)
+                        vmm_request_stop (vm, VMM_EXIT_ERROR, "vCPU %d: %s", c->id, e->msg);
+        }
         /* The guest runs only once the VMM is confined (vmm_run). */
         pthread_mutex_lock (&vm->go_lock);
         vm->parked++;

@@ -29,7 +29,10 @@
  * generation so the stale reply is dropped, and the server forgets its fids
  * before the next request. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -37,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +51,7 @@
 #include "moat/vmm.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_devices.h"
+#include "moat/vmm_jail.h"
 #include "moat/vmm_virtio.h"
 
 #define VIRTIO_9P_MOUNT_TAG 0
@@ -541,6 +546,36 @@ close_all_but (int *keep, size_t n)
         close_range (lo, ~0U, 0);
 }
 
+/* In the worker, when the VMM jails itself: a mount namespace of its own,
+ * and the share's root fd reopened in it. The fd the VMM opened belongs to
+ * the VMM's namespace, whose mounts the jail detaches: through it, the
+ * binds below the share (the rootfs, volumes) would be gone. The reopened
+ * directory must be the same inode. */
+static int
+own_namespace (int root_fd, moat_error_t *err)
+{
+        char link[64], path[PATH_MAX];
+        struct stat a, b;
+        ssize_t n;
+        snprintf (link, sizeof link, "/proc/self/fd/%d", root_fd);
+        n = readlink (link, path, sizeof path - 1);
+        if (n <= 0 || path[0] != '/')
+                return moat_make_error (err, errno, "share root: readlink %s", link);
+        path[n] = '\0';
+        if (fstat (root_fd, &a) < 0)
+                return moat_make_error (err, errno, "share root: fstat");
+        if (unshare (CLONE_NEWNS) < 0)
+                return moat_make_error (err, errno, "unshare the mount namespace");
+        cleanup_close int fd = open (path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return moat_make_error (err, errno, "share root: reopen %s", path);
+        if (fstat (fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                return moat_make_error (err, 0, "share root: %s is not the directory it was", path);
+        if (dup3 (fd, root_fd, O_CLOEXEC) < 0)
+                return moat_make_error (err, errno, "share root: dup3");
+        return 0;
+}
+
 /* In the forked child: confine and serve. Never returns. */
 static void __attribute__ ((noreturn)) proc_child (struct vmm *vm, struct p9dev *d, int ctl, pid_t vmm_pid)
 {
@@ -553,10 +588,24 @@ static void __attribute__ ((noreturn)) proc_child (struct vmm *vm, struct p9dev 
         int keep[] = {STDERR_FILENO, ctl, m->q[0].ioeventfd, m->irqfd, moat_p9_server_root_fd (d->srv)};
         int kick = m->q[0].ioeventfd;
         close_all_but (keep, ARRAY_SIZE (keep));
+        /* a mount namespace of its own: the VMM's jail (pivot_root) must
+         * not take its view of the share away; then only the capabilities
+         * that serve files with their owners, no core dumps */
+        if (vmm_jail_active () && own_namespace (moat_p9_server_root_fd (d->srv), &err) < 0) {
+                moat_error_print (&err, "moat-vmm: virtio-9p worker");
+                _exit (1);
+        }
+        if (vmm_caps_keep_files (&err) < 0 || vmm_set_rlimits (&err) < 0) {
+                moat_error_print (&err, "moat-vmm: virtio-9p worker");
+                _exit (1);
+        }
         if (vmm_seccomp_install_filter (VMM_FILTER_9P_WORKER, vm->helper_seccomp, vmm_virtio_9p_syscalls, &err) < 0) {
                 moat_error_print (&err, "moat-vmm: virtio-9p worker");
                 _exit (1);
         }
+        /* confined: the VMM may go on (and pivot its own root) */
+        if (write (ctl, "R", 1) != 1)
+                _exit (1);
         _exit (proc_loop (d, ctl, kick, &vm->mem));
 }
 
@@ -599,6 +648,13 @@ spawn_worker (struct vmm *vm, struct p9dev *d, moat_error_t *err)
         close (sv[1]);
         d->ctl = d->ctl_owned = sv[0];
         d->pid = pid;
+        /* Until the worker says it is confined: in its own mount namespace
+         * before the VMM's jail pivots the VMM's (which would otherwise
+         * take the worker's view of the share with it). Bounded. */
+        if (ctl_wait_ack (d) < 0) {
+                kill (pid, SIGKILL);
+                return moat_make_error (err, 0, "the worker process did not start (see its error above)");
+        }
 
         /* Only the worker opens files in the share. */
         moat_p9_server_free (d->srv);

@@ -37,6 +37,7 @@
 #include "moat/vmm.h"
 #include "moat/vmm_config.h"
 #include "moat/vmm_devices.h"
+#include "moat/vmm_jail.h"
 #include "moat/vmm_virtio.h"
 
 #define NET_RXQ 0
@@ -397,6 +398,11 @@ worker (void *opaque)
         struct netdev *d = opaque;
         struct vmm_virtio_mmio *m = d->m;
         uint64_t one = 1;
+        cleanup_error moat_error_t e = NULL;
+        /* capabilities are per thread: this one needs none (capset to
+         * nothing cannot fail for lack of privilege) */
+        if (vmm_caps_drop_all (&e) < 0)
+                moat_log (MOAT_LOG_ERROR, "virtio-net thread: %s", e->msg);
         /* Started (glibc's per-thread setup done): the seccomp filter may go on. */
         if (write (d->ready_fd, &one, sizeof one) < 0)
                 return NULL;

@@ -13,6 +13,7 @@ WORK=$(mktemp -d /tmp/moat-check-work.XXXXXX)
 trap 'grep -o " $ROOT/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l; rm -rf "$ROOT" "$WORK"' EXIT
 
 names=(check-exit-status check-verdict-names-backend check-reports-kvm check-vhost-vsock-not-needed
+    check-reports-host-limits check-reports-confinement
     check-json-shape check-json-agrees-with-text check-json-auto-matches-cpu check-missing-kernel-fails
     check-missing-qemu-named check-bad-argument moat-vmm-refused-without-vmx moat-vmm-refused-by-annotation
     unknown-hypervisor-named annotation-qemu-runs)
@@ -42,12 +43,26 @@ fi
 if grep -qE '^/dev/vhost-vsock: +(present|absent) \(not needed' <<<"$out"; then ok check-vhost-vsock-not-needed; else
     not_ok check-vhost-vsock-not-needed; diag "$out"; fi
 
+# the host's cgroups and the limits a sandbox gets, as /proc/cgroups says
+lims=""
+for c in memory cpu pids; do awk -v c=$c '$1 == c && $4 == 1 { f = 1 } END { exit !f }' /proc/cgroups && lims="$lims $c"; done
+if grep -qE "^host cgroups: +(cgroup v1|cgroup v2|hybrid \(cgroup v1 controllers and a cgroup2 mount\)); limits on a sandbox's cgroup \(libcgroup\):${lims:- none}\$" <<<"$out"
+then ok check-reports-host-limits; else not_ok check-reports-host-limits; diag "$(grep '^host cgroups' <<<"$out")"; fi
+if grep -qE '^confinement qemu: +-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny, TCG' <<<"$out" &&
+    grep -qE '^confinement moat-vmm: +seccomp .*no capabilities.*mount namespace' <<<"$out"; then
+    ok check-reports-confinement; else not_ok check-reports-confinement; diag "$(grep '^confinement' <<<"$out")"; fi
+
 json=$("$MOAT" check --json)
 if python3 - "$json" <<'EOF'; then ok check-json-shape; else not_ok check-json-shape; diag "$json"; fi
 import json, sys
 d = json.loads(sys.argv[1])
 def t(v, ty): assert isinstance(v, ty) or v is None, (v, ty)
-assert set(d) == {"kvm", "hardware_virtualization", "vhost_vsock", "files", "qemu", "backends", "auto", "ok"}, d.keys()
+assert set(d) == {"kvm", "hardware_virtualization", "vhost_vsock", "files", "qemu", "backends", "auto",
+                  "host_cgroups", "confinement", "ok"}, d.keys()
+assert d["host_cgroups"]["mode"] in ("v1", "hybrid", "v2", "none"), d["host_cgroups"]
+assert set(d["host_cgroups"]["limits"]) <= {"memory", "cpu", "pids"}; t(d["host_cgroups"]["error"], str)
+assert set(d["confinement"]) == {"moat-vmm", "qemu"}
+assert "-sandbox on,obsolete=deny" in d["confinement"]["qemu"] and "mount namespace" in d["confinement"]["moat-vmm"]
 for k in ("present", "openable"): assert isinstance(d["kvm"][k], bool)
 t(d["kvm"]["api_version"], int); t(d["kvm"]["error"], str); t(d["kvm"]["module"], str)
 assert d["hardware_virtualization"] in (None, "vmx", "svm")

@@ -355,6 +355,63 @@ else
     for n in console-log-file console-log-stdout console-hostile-descriptor; do skip $n "$P/console.elf not built"; done
 fi
 
+# Confinement besides seccomp (src/vmm/jail.c). Without --jail: no
+# capability in any thread of the VMM, the 9p worker only the five that
+# serve files with their owners, no core dumps. With --jail (what libmoat
+# passes): inherited fds closed, and once the guest runs the VMM's root is
+# a read-only tmpfs holding only the vsock socket's directory, read-only;
+# the 9p worker keeps its view of the share, guest connections to host
+# ports still work.
+caps_of() { awk '/^CapEff/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+mkdir -p "$tmp/jv" "$tmp/jvshare"
+echo "inherited" >"$tmp/jv-leak"
+"$VMM" --kernel $P/shutdown.elf --cmdline probe.mode=hang --share "moatshare=$tmp/jvshare" \
+    --vsock-socket "$tmp/jv/v.sock" --memfd --serial-log "$tmp/jv.out" --jail 2>"$tmp/jv.err" 9<"$tmp/jv-leak" &
+pid=$!
+for _ in $(seq 100); do has jv spinning && break; sleep 0.1; done
+wpid=$(cat /proc/$pid/task/*/children 2>/dev/null | tr -d ' ')
+tcaps=$(for t in /proc/$pid/task/*; do awk '/^CapEff/ { print $2 }' "$t/status"; done | sort -u | tr '\n' ' ')
+expect_eq jail-no-capabilities "0000000000000000 " "$tcaps"
+expect_eq jail-9p-worker-capabilities 000000000000001f "$(caps_of "$wpid")"
+expect_eq jail-no-core-dumps 0 "$(awk '/^Max core file size/ { print $5 }' /proc/$pid/limits)"
+view=$(cd /proc/$pid/root 2>/dev/null && find . -mindepth 1 | sort | tr '\n' ' ')
+want=$(d=$tmp/jv; p=; while [ "$d" != / ]; do p="./${d#/} $p"; d=$(dirname "$d"); done; echo "$p./${tmp#/}/jv/v.sock ")
+expect_eq jail-root-holds-only-the-socket-dir "$(tr ' ' '\n' <<<"$want" | sed '/^$/d' | sort | tr '\n' ' ')" "$view"
+if ! touch "/proc/$pid/root$tmp/jv/new" 2>/dev/null && ! mkdir "/proc/$pid/root/x" 2>/dev/null; then
+    ok jail-read-only; else not_ok jail-read-only; fi
+if ! ls -l /proc/$pid/fd | grep -q -- "jv-leak"; then ok jail-inherited-fds-closed; else
+    not_ok jail-inherited-fds-closed; ls -l /proc/$pid/fd | sed 's/^/#   /'; fi
+# (by inode: how a readlink of another namespace's fd reads differs
+# between kernels)
+share_id=$(stat -c %d:%i "$tmp/jvshare")
+if stat -L -c %d:%i /proc/$wpid/fd/* 2>/dev/null | grep -qx "$share_id" && [ -d "/proc/$wpid/root$tmp/jvshare" ]; then
+    ok jail-9p-worker-keeps-the-share; else not_ok jail-9p-worker-keeps-the-share; fi
+kill -TERM $pid
+wait $pid
+if [ -f "$P/p9.elf" ]; then
+    # the file the probe reads is a bind mount in the share (as the rootfs
+    # and volumes are), made in a mount namespace of the VMM's own; what
+    # lies under it says "underneath"
+    rm -rf "$tmp/p9j" && cp -a "$tmp/p9" "$tmp/p9j" && rm -f "$tmp/p9j/share/from-guest.txt"
+    mv "$tmp/p9j/share/hello.txt" "$tmp/p9j/hello-src" && echo underneath >"$tmp/p9j/share/hello.txt"
+    timeout 60 unshare -m --propagation private sh -c 'mount --bind "$1/hello-src" "$1/share/hello.txt" && shift && exec "$@"' \
+        sh "$tmp/p9j" "$VMM" --serial-log "$tmp/p9jail.out" --kernel $P/p9.elf --share "moatshare=$tmp/p9j/share" \
+        --jail 2>"$tmp/p9jail.err"
+    rc=$?
+    if [ $rc -eq 0 ] && has p9jail "all checks passed" &&
+        [ "$(cat "$tmp/p9j/share/from-guest.txt" 2>/dev/null)" = "written by the p9 probe" ]; then ok p9-probe-jailed; else
+        not_ok p9-probe-jailed; echo "# rc=$rc"; show p9jail; fi
+else
+    skip p9-probe-jailed "$P/p9.elf not built"
+fi
+if [ -f "$P/vsock.elf" ]; then
+    vsock_run vsjail --vsock-socket "$tmp/vsjail.sock" --guest-cid 5 --memfd --cmdline probe.cid=5 --jail
+    if [ $rc -eq 0 ] && has vsjail "ok host port 5000 echoed the 3000 bytes" && pyhas vsjail "ok connect-1024-eof"; then
+        ok vsock-probe-jailed; else not_ok vsock-probe-jailed; echo "# rc=$rc host=$prc"; showpy vsjail; fi
+else
+    skip vsock-probe-jailed "$P/vsock.elf not built"
+fi
+
 # A real Linux guest needs hardware virtualization (kvm_pvm cannot run one).
 if ! grep -qE 'vmx|svm' /proc/cpuinfo; then
     skip linux-guest "host lacks VMX/SVM (/dev/kvm is software-only here), cannot boot build/vmlinux"
