@@ -125,6 +125,7 @@ struct moat_host_report {
         char *vmm_reason, *qemu_reason;
         const char *auto_pick;
         char *auto_why;
+        char *template_status; /* moat_template_describe() */
 };
 void moat_host_report_probe (struct moat_host_report *r);
 void moat_host_report_free (struct moat_host_report *r);

@@ -62,6 +62,7 @@ print_text (const struct moat_host_report *r)
         printf ("backend moat-vmm:         %s: %s\n", r->vmm_usable ? "usable" : "unusable", r->vmm_reason);
         printf ("backend qemu:             %s: %s\n", r->qemu_usable ? "usable" : "unusable", r->qemu_reason);
         printf ("auto picks:               %s: %s\n", r->auto_pick, r->auto_why);
+        printf ("vm template:              %s\n", r->template_status);
         if (auto_usable (r))
                 printf ("verdict: OK, containers run here with hypervisor %s\n", r->auto_pick);
         else if (r->vmm_usable || r->qemu_usable)
@@ -144,6 +145,7 @@ print_json (const struct moat_host_report *r)
         moat_gen_kv (g, "hypervisor", r->auto_pick);
         moat_gen_kv (g, "reason", r->auto_why);
         yajl_gen_map_close (g);
+        moat_gen_kv (g, "template", r->template_status);
 
         moat_gen_kbool (g, "ok", r->vmm_usable || r->qemu_usable);
         yajl_gen_map_close (g);

@@ -47,7 +47,7 @@ if python3 - "$json" <<'EOF'; then ok check-json-shape; else not_ok check-json-s
 import json, sys
 d = json.loads(sys.argv[1])
 def t(v, ty): assert isinstance(v, ty) or v is None, (v, ty)
-assert set(d) == {"kvm", "hardware_virtualization", "vhost_vsock", "files", "qemu", "backends", "auto", "ok"}, d.keys()
+assert set(d) == {"kvm", "hardware_virtualization", "vhost_vsock", "files", "qemu", "backends", "auto", "template", "ok"}, d.keys()
 for k in ("present", "openable"): assert isinstance(d["kvm"][k], bool)
 t(d["kvm"]["api_version"], int); t(d["kvm"]["error"], str); t(d["kvm"]["module"], str)
 assert d["hardware_virtualization"] in (None, "vmx", "svm")
