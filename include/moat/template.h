@@ -52,6 +52,11 @@ bool moat_template_failed (const struct moat_template *t);
 void moat_template_discard (const struct moat_template *t);
 void moat_template_clear (struct moat_template *t);
 
+/* `moat template build`: builds (unless it is ready) the template of the
+ * VM a container without resources gets; *dir its directory. ENOTSUP
+ * where the backend cannot restore templates (unless forced). */
+int moat_template_build_default (bool debug, char **dir, moat_error_t *err);
+
 /* For `moat check` and `moat env`: whether the default-sized QEMU template
  * (no resources in the config) is ready here, as one line (malloc'd). */
 char *moat_template_describe (void);

@@ -37,6 +37,7 @@ static const struct {
         {"events", moat_cmd_events, "print container events and statistics"},
         {"check", moat_cmd_check, "tell which hypervisor backend this host can use and why"},
         {"env", moat_cmd_env, "print moat's configuration and paths"},
+        {"template", moat_cmd_template, "build the VM template now, or say whether it is ready"},
 };
 
 static void

@@ -218,8 +218,10 @@ qemu_template_save (const struct moat_vm_config *c, const char *dir, moat_error_
         q = moat_qmp_open (qmp, now_ms () + 10000, err);
         if (q < 0)
                 goto fail;
-        if (moat_qmp_cmd (q, "{\"execute\":\"stop\"}", now_ms () + 10000, NULL, err) < 0 ||
-            moat_qmp_cmd (q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > " MOAT_TEMPLATE_STATE "\"}}",
+        /* live: QEMU stops the VM for the last pass itself, and the state
+         * says "running", so a restore resumes it (after a stop, the
+         * restored VM would stay paused until told to continue) */
+        if (moat_qmp_cmd (q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > " MOAT_TEMPLATE_STATE "\"}}",
                           now_ms () + 10000, NULL, err) < 0)
                 goto fail;
         for (int64_t until = now_ms () + 60000;;) {

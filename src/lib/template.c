@@ -257,46 +257,102 @@ moat_template_failed (const struct moat_template *t)
         return access (failed, F_OK) == 0;
 }
 
+/* The VM a container without resources gets, for backend hv (the
+ * requested one, else auto's): what describe and build look at. */
+struct default_vm {
+        const struct moat_hypervisor *hv;
+        char *kernel, *initrd, *cmdline;
+        struct moat_host_info host;
+        struct moat_vm_config vc;
+};
+
+static int
+default_vm (struct default_vm *d, bool debug, moat_error_t *err)
+{
+        memset (d, 0, sizeof *d);
+        d->hv = moat_hypervisor_get (moat_hypervisor_requested (NULL), err);
+        if (d->hv == NULL)
+                return -1;
+        if (moat_find_file (MOAT_FILE_KERNEL, &d->kernel, err) < 0 ||
+            moat_find_file (MOAT_FILE_INITRD, &d->initrd, err) < 0)
+                return -1;
+        d->cmdline = moat_vm_cmdline (debug);
+        moat_host_probe (&d->host);
+        d->vc.kernel = d->kernel;
+        d->vc.initrd = d->initrd;
+        d->vc.cmdline = d->cmdline;
+        d->vc.host = &d->host;
+        moat_vm_size (NULL, &d->vc.mem_mib, &d->vc.vcpus);
+        return 0;
+}
+
+static void
+default_vm_clear (struct default_vm *d)
+{
+        free (d->kernel);
+        free (d->initrd);
+        free (d->cmdline);
+}
+
+int
+moat_template_build_default (bool debug, char **dir, moat_error_t *err)
+{
+        struct default_vm d;
+        struct moat_template t = {0};
+        cleanup_free char *why = NULL;
+        int rc = -1;
+
+        if (default_vm (&d, debug, err) < 0)
+                goto out;
+        if (!moat_template_supported (d.hv, &d.vc, &why) && !moat_template_forced ()) {
+                moat_make_error (err, ENOTSUP, "no template: %s (MOAT_TEMPLATE=force builds one anyway)", why);
+                goto out;
+        }
+        if (moat_template_lookup (d.hv, &d.vc, &t, err) < 0)
+                goto out;
+        if (!moat_template_ready (&t) && moat_template_build (d.hv, &d.vc, &t, err) < 0)
+                goto out;
+        *dir = steal_pointer (&t.dir);
+        rc = 0;
+out:
+        moat_template_clear (&t);
+        default_vm_clear (&d);
+        return rc;
+}
+
 char *
 moat_template_describe (void)
 {
-        const struct moat_hypervisor *hv;
+        struct default_vm d;
         cleanup_error moat_error_t e = NULL;
-        cleanup_free char *kernel = NULL;
-        cleanup_free char *initrd = NULL;
-        cleanup_free char *cmdline = moat_vm_cmdline (false);
-        struct moat_vm_config vc = {0};
-        struct moat_host_info host;
+        cleanup_free char *why = NULL;
+        cleanup_free char *failed = NULL;
+        cleanup_free char *fwhy = NULL;
         struct moat_template t;
         char *out;
 
         if (!moat_template_enabled ())
                 return xstrdup ("off (MOAT_TEMPLATE=off): every sandbox boots cold");
-        hv = moat_hypervisor_get (NULL, &e);
-        if (hv == NULL)
+        if (default_vm (&d, false, &e) < 0) {
+                default_vm_clear (&d);
                 return xasprintf_r ("unavailable: %s", e->msg);
-        if (moat_find_file (MOAT_FILE_KERNEL, &kernel, &e) < 0 || moat_find_file (MOAT_FILE_INITRD, &initrd, &e) < 0)
-                return xasprintf_r ("unavailable: %s", e->msg);
-        moat_host_probe (&host);
-        vc.kernel = kernel;
-        vc.initrd = initrd;
-        vc.cmdline = cmdline;
-        vc.host = &host;
-        moat_vm_size (NULL, &vc.mem_mib, &vc.vcpus);
-        cleanup_free char *why = NULL;
-        if (!moat_template_supported (hv, &vc, &why) && !moat_template_forced ())
-                return xasprintf_r ("unavailable, sandboxes boot cold: %s", why);
-        if (moat_template_lookup (hv, &vc, &t, &e) < 0)
-                return xasprintf_r ("unavailable: %s", e->msg);
-        cleanup_free char *failed = xasprintf_r ("%s.failed", t.dir);
-        cleanup_free char *fwhy = NULL;
-        if (moat_template_ready (&t))
-                out = xasprintf_r ("ready (%s, %s, %lluM, %u vCPU)", t.dir, hv->name, (unsigned long long)vc.mem_mib,
-                                   vc.vcpus);
-        else if (read_file (failed, &fwhy, NULL, &e) == 0)
-                out = xasprintf_r ("building it failed, sandboxes boot cold (remove %s to retry): %s", failed, fwhy);
-        else
-                out = xasprintf_r ("not built yet (the first sandbox builds it in %s)", t.dir);
-        moat_template_clear (&t);
+        }
+        if (!moat_template_supported (d.hv, &d.vc, &why) && !moat_template_forced ())
+                out = xasprintf_r ("unavailable, sandboxes boot cold: %s", why);
+        else if (moat_template_lookup (d.hv, &d.vc, &t, &e) < 0)
+                out = xasprintf_r ("unavailable: %s", e->msg);
+        else {
+                failed = xasprintf_r ("%s.failed", t.dir);
+                if (moat_template_ready (&t))
+                        out = xasprintf_r ("ready (%s, %s, %lluM, %u vCPU)", t.dir, d.hv->name,
+                                           (unsigned long long)d.vc.mem_mib, d.vc.vcpus);
+                else if (read_file (failed, &fwhy, NULL, &e) == 0)
+                        out = xasprintf_r ("building it failed, sandboxes boot cold (remove %s to retry): %s", failed,
+                                           fwhy);
+                else
+                        out = xasprintf_r ("not built yet (the first sandbox builds it in %s)", t.dir);
+                moat_template_clear (&t);
+        }
+        default_vm_clear (&d);
         return out;
 }
