@@ -48,6 +48,9 @@ int moat_template_build (const struct moat_hypervisor *hv, const struct moat_vm_
                          const struct moat_template *t, moat_error_t *err);
 /* An earlier build of t failed (its <dir>.failed marker holds why). */
 bool moat_template_failed (const struct moat_template *t);
+/* Leaves <dir>.failed with why: later sandboxes boot cold without
+ * building t again (until its key changes, or a build clears it). */
+void moat_template_mark_failed (const struct moat_template *t, const char *why);
 /* Removes a template that failed to restore (the next sandbox rebuilds it). */
 void moat_template_discard (const struct moat_template *t);
 void moat_template_clear (struct moat_template *t);

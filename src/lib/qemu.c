@@ -327,6 +327,11 @@ qemu_template_probe (const struct moat_vm_config *c, const char *dir, moat_error
                                  moat_qemu_binary (), line);
                 goto out;
         }
+        /* yes only when QEMU got as far as reading the stream */
+        if (strstr (out, "migration stream") == NULL && strstr (out, "load of migration failed") == NULL) {
+                moat_make_error (err, 0, "template probe: inconclusive, QEMU said: %.200s", out);
+                goto out;
+        }
         rc = 0;
 out:
         if (qpid > 0)

@@ -220,12 +220,13 @@ describe_status (int st)
 }
 
 /* A template for vc, built now if there is none: false (cold boot) when
- * that fails. A build that fails says so once per key: its .failed marker
- * keeps later sandboxes from retrying (and warning) until the key changes
- * or the marker is removed. */
+ * that fails. A build that fails, or a template that fails to restore
+ * right after it was built, says so once per key: its .failed marker keeps
+ * later sandboxes from retrying (and warning) until the key changes or a
+ * build (moat template build) clears it. *fresh: built here, now. */
 static bool
 pick_template (struct moat_sandbox *sb, const struct moat_hypervisor *hv, const struct moat_vm_config *vc,
-               struct moat_template *tpl)
+               struct moat_template *tpl, bool *fresh)
 {
         cleanup_error moat_error_t e = NULL;
         cleanup_free char *why = NULL;
@@ -244,6 +245,7 @@ pick_template (struct moat_sandbox *sb, const struct moat_hypervisor *hv, const 
                 moat_debug ("%s: building a template failed before (%s.failed): cold boot", sb->id, tpl->dir);
                 return false;
         }
+        *fresh = true;
         if (moat_template_build (hv, vc, tpl, &e) < 0) {
                 if (e->errno_ == EBUSY)
                         moat_debug ("%s: another sandbox is building the template: cold boot", sb->id);
@@ -276,7 +278,7 @@ reset_vm (struct moat_sandbox *sb)
  * ready or can be built now (*restored says which), else a cold boot. */
 static int
 start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, struct moat_template *tpl, bool *restored,
-          moat_error_t *err)
+          bool *fresh, moat_error_t *err)
 {
         const char *name = o->hypervisor ? o->hypervisor : moat_hypervisor_requested (sb->cfg);
         const struct moat_hypervisor *hv = moat_hypervisor_get (name, err);
@@ -298,7 +300,7 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, struct moa
         moat_host_probe (&host);
         vc.host = &host;
         *restored = false;
-        if (tpl && hv->template_save && pick_template (sb, hv, &vc, tpl)) {
+        if (tpl && hv->template_save && pick_template (sb, hv, &vc, tpl, fresh)) {
                 vc.restore_state = tpl->state;
                 vc.cmdline = tpl->cmdline;
                 *restored = true;
@@ -383,11 +385,11 @@ boot_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_
 {
         struct moat_template tpl = {0};
         cleanup_error moat_error_t e = NULL;
-        bool restored = false;
+        bool restored = false, fresh = false;
         int boot = moat_boot_timeout_ms ();
         int rc = -1;
 
-        if (start_vm (sb, o, moat_template_enabled () ? &tpl : NULL, &restored, err) < 0)
+        if (start_vm (sb, o, moat_template_enabled () ? &tpl : NULL, &restored, &fresh, err) < 0)
                 goto out;
         if (moat_sandbox_save_state (sb, err) < 0)
                 goto out;
@@ -405,13 +407,18 @@ boot_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_
                 *err = steal_pointer (&e);
                 goto out;
         }
-        moat_warn ("%s: restoring the VM template %s failed, booting cold (the template will be rebuilt): %s", sb->id,
-                   tpl.dir, e->msg);
+        /* a template this sandbox has just built that does not restore
+         * will not restore for the next one either: no more tries */
+        moat_warn ("%s: restoring the VM template %s failed, booting cold (%s): %s", sb->id, tpl.dir,
+                   fresh ? "later sandboxes boot cold too until its key changes" : "the template will be rebuilt",
+                   e->msg);
         moat_template_discard (&tpl);
+        if (fresh)
+                moat_template_mark_failed (&tpl, e->msg);
         moat_agent_free (sb->agent);
         sb->agent = NULL;
         reset_vm (sb);
-        if (start_vm (sb, o, NULL, &restored, err) < 0 || moat_sandbox_save_state (sb, err) < 0)
+        if (start_vm (sb, o, NULL, &restored, &fresh, err) < 0 || moat_sandbox_save_state (sb, err) < 0)
                 goto out;
         rc = wait_agent (sb, o, boot, err);
 out:

@@ -220,6 +220,10 @@ moat_template_build (const struct moat_hypervisor *hv, const struct moat_vm_conf
                 return moat_make_error (err, errno == EWOULDBLOCK ? EBUSY : errno, "template lock %s", lock);
         if (moat_template_ready (t))
                 return 0; /* built while we looked */
+        {
+                cleanup_free char *failed = xasprintf_r ("%s.failed", t->dir);
+                unlink (failed); /* this build is the retry */
+        }
         if (rm_rf (tmp, &e) < 0 || mkdir (tmp, 0700) < 0) {
                 moat_make_error (err, errno, "template directory %s", tmp);
                 goto fail;
@@ -242,12 +246,17 @@ moat_template_build (const struct moat_hypervisor *hv, const struct moat_vm_conf
 fail:
         moat_error_release (&e);
         rm_rf (tmp, &e);
-        {
-                cleanup_free char *failed = xasprintf_r ("%s.failed", t->dir);
-                const char *why = *err ? (*err)->msg : "unknown error";
-                write_file (failed, why, strlen (why), 0600, &e);
-        }
+        moat_template_mark_failed (t, *err ? (*err)->msg : "unknown error");
         return -1;
+}
+
+void
+moat_template_mark_failed (const struct moat_template *t, const char *why)
+{
+        cleanup_free char *failed = xasprintf_r ("%s.failed", t->dir);
+        cleanup_error moat_error_t e = NULL;
+        if (write_file (failed, why, strlen (why), 0600, &e) < 0)
+                moat_debug ("%s", e->msg);
 }
 
 bool
@@ -347,8 +356,9 @@ moat_template_describe (void)
                         out = xasprintf_r ("ready (%s, %s, %lluM, %u vCPU)", t.dir, d.hv->name,
                                            (unsigned long long)d.vc.mem_mib, d.vc.vcpus);
                 else if (read_file (failed, &fwhy, NULL, &e) == 0)
-                        out = xasprintf_r ("building it failed, sandboxes boot cold (remove %s to retry): %s", failed,
-                                           fwhy);
+                        out = xasprintf_r (
+                                "it failed to build or restore, sandboxes boot cold (remove %s to retry): %s", failed,
+                                fwhy);
                 else
                         out = xasprintf_r ("not built yet (the first sandbox builds it in %s)", t.dir);
                 moat_template_clear (&t);

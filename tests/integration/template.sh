@@ -110,6 +110,10 @@ else
     pass_if "force: the warning says it booted cold" grep -q 'restoring the VM template .* failed, booting cold' \
         "$WORK/f1.err"
     expect_eq "force: the template that failed is gone" "" "$(tdirs)"
+    # it had just been built: the next sandbox does not build it again
+    MOAT_TEMPLATE=force moat --debug run -b "$WORK/b" f1b >/dev/null 2>"$WORK/f1b.err"
+    expect_eq "force: a fresh template that failed is not retried (no build, no warning)" "0 0" \
+        "$(grep -c 'template .* built in' "$WORK/f1b.err") $(warnings "$WORK/f1b.err")"
 fi
 key1=$(grep -o 'template [^ ]* built' "$WORK/f1.err" | awk '{print $2}')
 
