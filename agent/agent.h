@@ -211,7 +211,7 @@ void agent_mount_share (void);
 /* --- template.c --- */
 /* Booted as a template (MOAT_TEMPLATE_CMDLINE): set by agent_init_system */
 extern bool agent_template_mode;
-/* Template mode: says MOAT_TEMPLATE_IDLE on the console, waits until a
+/* Template mode: probes (saying so on the console, see agent_proto.h) until a
  * restore has attached the vsock device (probing the virtio-mmio slots the
  * template booted without), then mounts the share. */
 void agent_template_wait (void);

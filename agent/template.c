@@ -5,9 +5,10 @@
  * A template boots with MOAT_TEMPLATE_CMDLINE and no virtio device at
  * all: its kernel command line declares the virtio-mmio slots a sandbox's
  * devices will occupy, and the guest finds them empty (device id 0). Once
- * the agent has set up the guest it says MOAT_TEMPLATE_IDLE on the console,
- * which is when the host saves the VM, and from then on it probes the
- * empty slots every few milliseconds. A VM restored from that state has
+ * the agent has set up the guest it probes the empty slots every
+ * PROBE_INTERVAL_MS, saying MOAT_TEMPLATE_PROBING before and
+ * MOAT_TEMPLATE_IDLE after each probe on the console: the host saves the
+ * VM in one of the sleeps between. A VM restored from that state has
  * its sandbox's devices (vsock, 9p share, net) in those slots: the next
  * probe binds their drivers, and the agent goes on as after a cold boot:
  * mounts the share, listens on vsock. No container data and no vsock
@@ -29,13 +30,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "moat/util.h"
 
-#define PROBE_INTERVAL_MS 5
+#define PROBE_INTERVAL_MS 200
 
 bool agent_template_mode;
 
@@ -80,24 +82,35 @@ vsock_ready (void)
         return cid != VMADDR_CID_ANY;
 }
 
+static void
+say (const char *line)
+{
+        if (write (STDOUT_FILENO, line, strlen (line)) < 0)
+                agent_debug ("template: console: %s", strerror (errno));
+        /* on the host's side of the console before the next step */
+        tcdrain (STDOUT_FILENO);
+}
+
 void
 agent_template_wait (void)
 {
-        static const char idle[] = MOAT_TEMPLATE_IDLE "\n";
         struct timespec ts = {0, PROBE_INTERVAL_MS * 1000 * 1000};
 
         if (!agent_template_mode || !agent_is_pid1 ())
                 return;
-        if (write (STDOUT_FILENO, idle, sizeof idle - 1) < 0)
-                agent_debug ("template: console: %s", strerror (errno));
-        /* the host saves the VM somewhere in this loop */
-        while (!vsock_ready ()) {
-                nanosleep (&ts, NULL);
+        /* The host saves the VM while it sleeps, never in a probe: a
+         * device that appears in the middle of one (the restore) breaks
+         * the driver core's state. So each probe is announced and its end
+         * said; the host stops the VM right after an idle line and checks
+         * that no probing line followed. */
+        for (;;) {
+                say (MOAT_TEMPLATE_PROBING "\n");
                 probe_unbound ();
+                if (vsock_ready ())
+                        break;
+                say (MOAT_TEMPLATE_IDLE "\n");
+                nanosleep (&ts, NULL);
         }
-        /* every device of the restore was there from its start: one more
-         * pass binds any a racing probe missed */
-        probe_unbound ();
         agent_debug ("template: restored, devices attached");
         agent_mount_share ();
 }

@@ -170,22 +170,42 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         return 0;
 }
 
-/* Waits until the console log (relative to dir) holds the agent's idle
- * line, QEMU exits, or the deadline passes. */
+/* How many idle lines the console log holds, and whether the last of the
+ * agent's template lines is an idle one (-1: the log is unreadable). */
 static int
-wait_idle (const char *console, pid_t pid, int64_t deadline, moat_error_t *err)
+count_idle (const char *console, bool *last_idle)
+{
+        cleanup_free char *log = NULL;
+        cleanup_error moat_error_t e = NULL;
+        const char *p, *last_i = NULL, *last_p = NULL;
+        int n = 0;
+
+        *last_idle = false;
+        if (read_file (console, &log, NULL, &e) < 0)
+                return -1;
+        for (p = log; (p = strstr (p, MOAT_TEMPLATE_IDLE)) != NULL; p++, n++)
+                last_i = p;
+        for (p = log; (p = strstr (p, MOAT_TEMPLATE_PROBING)) != NULL; p++)
+                last_p = p;
+        *last_idle = last_i && (last_p == NULL || last_i > last_p);
+        return n;
+}
+
+/* Waits for an idle line beyond the first `after` (QEMU exits or the
+ * deadline passes: error); returns the count. */
+static int
+wait_idle (const char *console, pid_t pid, int after, int64_t deadline, moat_error_t *err)
 {
         for (;;) {
-                cleanup_free char *log = NULL;
-                cleanup_error moat_error_t e = NULL;
-                int st;
-                if (read_file (console, &log, NULL, &e) == 0 && strstr (log, MOAT_TEMPLATE_IDLE))
-                        return 0;
+                bool last_idle;
+                int st, n = count_idle (console, &last_idle);
+                if (n > after && last_idle)
+                        return n;
                 if (moat_wait_pid (pid, 0, &st) == 1)
                         return moat_make_error (err, 0, "the template VM exited during boot");
                 if (now_ms () >= deadline)
                         return moat_make_error (err, ETIMEDOUT, "the template VM's agent was not idle in time");
-                struct timespec ts = {0, 20 * 1000 * 1000};
+                struct timespec ts = {0, 5 * 1000 * 1000};
                 nanosleep (&ts, NULL);
         }
 }
@@ -206,6 +226,8 @@ qemu_template_save (const struct moat_vm_config *c, const char *dir, moat_error_
         machine_args (&tc, &a);
         a.argv[a.n++] = "-qmp";
         a.argv[a.n++] = "unix:qmp.sock,server=on,wait=off";
+        a.argv[a.n++] = "-global";
+        a.argv[a.n++] = "migration.store-global-state=off";
         a.argv[a.n] = NULL;
         r = moat_spawn ((char *const *)a.argv, &o, &pid, err);
         qemu_args_free (&a);
@@ -213,14 +235,29 @@ qemu_template_save (const struct moat_vm_config *c, const char *dir, moat_error_
                 return moat_error_wrap (err, "start qemu for the template");
         cleanup_free char *console = xasprintf_r ("%s/console.log", dir);
         cleanup_free char *qmp = xasprintf_r ("%s/qmp.sock", dir);
-        if (wait_idle (console, pid, deadline, err) < 0)
+        int seen = wait_idle (console, pid, 0, deadline, err);
+        if (seen < 0)
                 goto fail;
         q = moat_qmp_open (qmp, now_ms () + 10000, err);
         if (q < 0)
                 goto fail;
-        /* live: QEMU stops the VM for the last pass itself, and the state
-         * says "running", so a restore resumes it (after a stop, the
-         * restored VM would stay paused until told to continue) */
+        /* stop it in a sleep of the agent's (agent/template.c): right
+         * after a fresh idle line, and only if no probing line followed */
+        for (;;) {
+                bool last_idle;
+                seen = wait_idle (console, pid, seen, deadline, err);
+                if (seen < 0)
+                        goto fail;
+                if (moat_qmp_cmd (q, "{\"execute\":\"stop\"}", now_ms () + 10000, NULL, err) < 0)
+                        goto fail;
+                if (count_idle (console, &last_idle) == seen && last_idle)
+                        break;
+                seen = count_idle (console, &last_idle);
+                if (moat_qmp_cmd (q, "{\"execute\":\"cont\"}", now_ms () + 10000, NULL, err) < 0)
+                        goto fail;
+        }
+        /* the VM is stopped; -global migration.store-global-state=off
+         * keeps "paused" out of the state, so a restore runs at once */
         if (moat_qmp_cmd (q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > " MOAT_TEMPLATE_STATE "\"}}",
                           now_ms () + 10000, NULL, err) < 0)
                 goto fail;

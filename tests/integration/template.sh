@@ -49,8 +49,6 @@ EOF
     chmod 0755 "$1/rootfs/bin/facts"
 }
 facts_bundle "$WORK/b" SECRET_A
-# host time stamps each line as it arrives
-stamped() { while IFS= read -r l; do echo "$l $(date +%s.%N)"; done; }
 
 # --- status and switch ---
 status=$(moat check 2>&1 | sed -n 's/^vm template: *//p')
@@ -68,25 +66,35 @@ esac
 # --- two sandboxes the way this host starts them ---
 how="cold boot: templates unavailable here"
 [ $restorable = yes ] && how="restored from one template"
-moat run -b "$WORK/b" u1 2>"$WORK/u1.err" | stamped >"$WORK/u1.out"
-rc1=${PIPESTATUS[0]}
-moat run -b "$WORK/b" u2 2>"$WORK/u2.err" | stamped >"$WORK/u2.out"
-rc2=${PIPESTATUS[0]}
-expect_eq "$how: both sandboxes ran" "0 0" "$rc1 $rc2"
+# u1 and u2 run `sleep`; each fact is an exec, the clock one bracketed by
+# the host's clock (as clock.sh does): the guest's reading must lie within
+# [before - 1 s, after + 1 s]
+bundle "$WORK/s" '.process.terminal = false | .process.args = ["sleep", "100000"]'
+cp "$WORK/b/rootfs/bin/facts" "$WORK/s/rootfs/bin/facts"
+for u in u1 u2; do
+    moat run -d -b "$WORK/s" $u </dev/null >/dev/null 2>"$WORK/$u.err"
+    echo $? >"$WORK/$u.rc"
+    moat exec $u /bin/facts >"$WORK/$u.out" 2>>"$WORK/$u.err" # also leaves /dev/shm/leftover
+    t0=$(date +%s.%N)
+    g=$(moat exec $u /bin/facts 2>>"$WORK/$u.err" | sed -n 3p)
+    t1=$(date +%s.%N)
+    echo "$t0 $g $t1" >"$WORK/$u.clock"
+done
+expect_eq "$how: both sandboxes ran" "0 0" "$(cat "$WORK/u1.rc") $(cat "$WORK/u2.rc")"
 expect_eq "$how: no warning" "0 0" "$(warnings "$WORK/u1.err") $(warnings "$WORK/u2.err")"
 f() { sed -n "$2p" "$WORK/$1.out" | awk '{print $1}'; }
 b1=$(f u1 1) b2=$(f u2 1) r1=$(f u1 2) r2=$(f u2 2)
 pass_if "$how: different boot_id ($b1 / $b2)" test -n "$b1" -a -n "$b2" -a "$b1" != "$b2"
 pass_if "$how: different first /dev/urandom bytes" test ${#r1} -eq 32 -a ${#r2} -eq 32 -a "$r1" != "$r2"
 for u in u1 u2; do
-    # the guest read its clock just before the host stamped the line
-    g=$(f $u 3) h=$(sed -n 3p "$WORK/$u.out" | awk '{print $2}')
-    pass_if "$how: $u: guest clock within 1 s of the host's ($g vs $h)" \
-        awk -v g="$g" -v h="$h" 'BEGIN { d = h - g; exit !(g > 0 && d > -1.0 && d < 1.0) }'
+    read -r t0 g t1 <"$WORK/$u.clock"
+    pass_if "$u: guest clock within 1 s of the host's (host [$t0, $t1], guest ${g:-nothing})" \
+        awk -v a="$t0" -v g="${g:-0}" -v b="$t1" 'BEGIN { exit !(g >= a - 1 && g <= b + 1) }'
 done
 expect_eq "$how: nothing of the first sandbox in the second's guest (/dev/shm)" "shm:" "$(f u2 4)"
+for u in u1 u2; do moat delete --force $u >/dev/null 2>&1; done
 facts_bundle "$WORK/b2" OTHER
-moat run -b "$WORK/b2" u3 2>&1 | stamped >"$WORK/u3.out"
+moat run -b "$WORK/b2" u3 >"$WORK/u3.out" 2>&1
 expect_eq "$how: nothing of earlier sandboxes (guest files, env) in a third" "shm: env:0" "$(f u3 4) $(f u3 5)"
 
 if [ $restorable = yes ]; then
@@ -159,9 +167,13 @@ tdir=$(MOAT_TEMPLATE=force moat template build 2>"$WORK/tb.err")
 pass_if "template build: a template with a key and a saved state" test -n "$tdir" -a -s "$tdir/state" -a -s "$tdir/key"
 pass_if "template build: its agent said it was idle" grep -q "moat-agent: template idle" "$tdir/console.log"
 expect_eq "template status: ready" "ready" "$(MOAT_TEMPLATE=force moat template status | awk '{print $1}')"
-if [ -s "$tdir/state" ]; then
+# restore_once DIR: restores template DIR by hand (no vsock; 9p and net
+# attached) and prints the devices whose driver the guest bound in 30 s
+restore_once() {
+    local tdir=$1 qpid
     key() { sed -n "s/^$1 //p" "$tdir/key"; }
     mkdir -p "$WORK/share"
+    rm -f "$WORK/qmp.sock"
     (cd "$WORK" && exec "${MOAT_QEMU:-/usr/bin/qemu-system-x86_64}" -name moat \
         -M microvm,acpi=off,x-option-roms=off,rtc=off,isa-serial=on,memory-backend=mem -accel tcg -cpu max \
         -object "memory-backend-memfd,id=mem,size=$(key memory),share=on" -m "$(key memory)" -smp "$(key vcpus)" \
@@ -172,23 +184,27 @@ if [ -s "$tdir/state" ]; then
         -device virtio-9p-device,fsdev=share,mount_tag=moatshare -netdev user,id=n0 \
         -device virtio-net-device,netdev=n0 -incoming "exec:cat '$tdir/state'" >"$WORK/restore.log" 2>&1) &
     qpid=$!
-    bound=$(python3 - "$WORK/qmp.sock" <<'PY'
+    python3 - "$WORK/qmp.sock" <<'PY'
 import json, socket, sys, time
-deadline = time.time() + 60
+deadline = time.time() + 30
 while True:
     try:
         s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
     except OSError:
-        if time.time() > deadline: print("no qmp"); sys.exit()
+        if time.time() > deadline + 30: print("no qmp"); sys.exit()
         time.sleep(0.1)
+deadline = time.time() + 30
 s.settimeout(10)
 f = s.makefile("rw")
 f.readline()
 def cmd(c, a=None):
-    f.write(json.dumps({"execute": c, **({"arguments": a} if a else {})}) + "\n"); f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m or "error" in m: return m
+    try:
+        f.write(json.dumps({"execute": c, **({"arguments": a} if a else {})}) + "\n"); f.flush()
+        while True:
+            m = json.loads(f.readline())
+            if "return" in m or "error" in m: return m
+    except (OSError, ValueError) as e:
+        print("qemu went away (%s)" % e); sys.exit()
 cmd("qmp_capabilities")
 while True:
     ok = []
@@ -200,18 +216,34 @@ while True:
 print(" ".join(sorted(ok)))
 cmd("quit")
 PY
-)
+    kill $qpid 2>/dev/null
     wait $qpid 2>/dev/null
+}
+if [ -s "$tdir/state" ]; then
+    # a template saved in the middle of one of the agent's probes would
+    # restore into a broken guest (the save waits for a sleep between
+    # probes to prevent that); should one not restore, up to 4 templates,
+    # each built anew, and the diag says which attempt worked
+    tries=0 bound=
+    while [ $tries -lt 4 ]; do
+        tries=$((tries + 1))
+        bound=$(restore_once "$tdir")
+        [ "$bound" = "virtio-9p virtio-net" ] && break
+        diag "restore $tries: bound '${bound}'; qemu: $(tail -2 "$WORK/restore.log" | tr '\n' ' ')"
+        rm -rf "$tdir"
+        tdir=$(MOAT_TEMPLATE=force moat template build 2>>"$WORK/tb.err")
+    done
     expect_eq "restored template (no vsock): the agent bound the 9p and net devices attached after" \
         "virtio-9p virtio-net" "$bound"
-    [ "$bound" = "virtio-9p virtio-net" ] || diag "$(tail -3 "$WORK/restore.log")"
+    diag "restored and bound on attempt $tries"
 else
     skip "restored template (no vsock): the agent bound the 9p and net devices attached after" "no template"
 fi
 # a key change: the template is not ready, and building makes another
 cp build/initramfs.cpio.gz "$WORK/initramfs2.cpio.gz"
-expect_eq "key change: status says not built yet" "not" \
-    "$(MOAT_INITRD=$WORK/initramfs2.cpio.gz MOAT_TEMPLATE=force moat template status | awk '{print $1}')"
+st2=$(MOAT_INITRD=$WORK/initramfs2.cpio.gz MOAT_TEMPLATE=force moat template status)
+expect_eq "key change: status says not built yet" "not" "$(echo "$st2" | awk '{print $1}')"
+diag "key change: $st2"
 tdir2=$(MOAT_INITRD=$WORK/initramfs2.cpio.gz MOAT_TEMPLATE=force moat template build 2>>"$WORK/tb.err")
 pass_if "key change: another template is built, the first stays" test -n "$tdir2" -a "$tdir2" != "$tdir" -a \
     -s "$tdir2/state" -a -s "$tdir/state"
