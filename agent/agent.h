@@ -217,6 +217,19 @@ int agent_accept (int lfd, const char *what);
 bool agent_is_pid1 (void);
 int agent_init_system (bool switched, char **argv, moat_error_t *err);
 void agent_poweroff (bool reboot_);
+/* Mounts the 9p share at MOAT_GUEST_SHARE (logs a failure). */
+void agent_mount_share (void);
+
+/* --- template.c --- */
+/* Booted as a template (MOAT_TEMPLATE_CMDLINE): set by agent_init_system */
+extern bool agent_template_mode;
+/* Template mode: probes (saying so on the console, see agent_proto.h) until a
+ * restore has attached the vsock device (probing the virtio-mmio slots the
+ * template booted without), then mounts the share. */
+void agent_template_wait (void);
+/* Mixes host entropy into the guest's pool and reseeds the CRNG (PID 1
+ * only; elsewhere nothing). */
+int agent_reseed (const uint8_t *buf, size_t len, moat_error_t *err);
 
 /* --- clock.c --- */
 /* |offset| at or above this is stepped, below it slewed */

@@ -114,6 +114,19 @@ loopback_up (void)
         close (s);
 }
 
+void
+agent_mount_share (void)
+{
+        /* cache=mmap: page cache only for mmap (so binaries exec and shared
+         * mappings work), plain reads and writes go to the host, so host
+         * writes stay visible. No nodev/noexec: rootfs binaries run from it. */
+        if (mount (MOAT_SHARE_TAG, MOAT_GUEST_SHARE, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap") <
+            0)
+                agent_log ("9p share \"%s\" not mounted on %s: %s", MOAT_SHARE_TAG, MOAT_GUEST_SHARE, strerror (errno));
+        else
+                agent_debug ("mounted the 9p share on %s", MOAT_GUEST_SHARE);
+}
+
 int
 agent_init_system (bool switched, char **argv, moat_error_t *err)
 {
@@ -161,14 +174,10 @@ agent_init_system (bool switched, char **argv, moat_error_t *err)
                 agent_log ("%s", e->msg);
                 moat_error_release (&e);
         }
-        /* cache=mmap: page cache only for mmap (so binaries exec and shared
-         * mappings work), plain reads and writes go to the host, so host
-         * writes stay visible. No nodev/noexec: rootfs binaries run from it. */
-        if (mount (MOAT_SHARE_TAG, MOAT_GUEST_SHARE, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap") <
-            0)
-                agent_log ("9p share \"%s\" not mounted on %s: %s", MOAT_SHARE_TAG, MOAT_GUEST_SHARE, strerror (errno));
+        if (strstr (cmdline ? cmdline : "", MOAT_TEMPLATE_CMDLINE))
+                agent_template_mode = true;
         else
-                agent_debug ("mounted the 9p share on %s", MOAT_GUEST_SHARE);
+                agent_mount_share ();
         loopback_up ();
         if (setrlimit (RLIMIT_NOFILE, &rl) < 0)
                 agent_debug ("raise RLIMIT_NOFILE: %s", strerror (errno));

@@ -61,6 +61,7 @@ main (int argc, char **argv)
                 }
                 free (cmdline);
         }
+        agent_template_wait ();
         if (agent_server_run (&err) < 0) {
                 agent_log ("server failed: %s", err->msg);
                 moat_error_release (&err);

@@ -685,6 +685,9 @@ h_sync_clock (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, m
         Moat__Agent__V1__SyncClockResponse *r;
         int64_t off;
         bool stepped;
+        /* the entropy first: a container may run right after this call */
+        if (q->entropy.len > 0 && agent_reseed (q->entropy.data, q->entropy.len, err) < 0)
+                return -1;
         if (agent_clock_sync (q->realtime_sec, q->realtime_nsec, q->step, &off, &stepped, err) < 0)
                 return -1;
         if (stepped || off > 10000000 || off < -10000000)

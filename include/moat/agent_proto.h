@@ -18,5 +18,15 @@
  * the agent at MOAT_GUEST_SHARE; <id>/rootfs, <id>/mounts/<n> below it. */
 #define MOAT_SHARE_TAG "moatshare"
 #define MOAT_GUEST_SHARE "/run/moat/share"
+/* Templates (src/lib/template.c, agent/template.c): a template VM boots
+ * with this on its kernel command line and no virtio device; its agent
+ * probes for the devices a restore attaches (vsock, 9p, net), saying
+ * MOAT_TEMPLATE_PROBING before and MOAT_TEMPLATE_IDLE after each probe on
+ * the console (the host saves it between the two). */
+#define MOAT_TEMPLATE_CMDLINE "moat.template=1"
+#define MOAT_TEMPLATE_IDLE "moat-agent: template idle"
+#define MOAT_TEMPLATE_PROBING "moat-agent: template probing"
+/* Host entropy a SyncClock may carry (bytes, at most) */
+#define MOAT_ENTROPY_MAX 256
 
 #endif

@@ -52,6 +52,9 @@ struct moat_vm_config {
         int tap_fd;
         int netns_fd;
         const struct moat_host_info *host; /* what the host offers (moat_host_probe) */
+        /* Templates (template.c): restore_state is a saved template to
+         * restore instead of booting (cmdline is then the template's). */
+        const char *restore_state;
 };
 
 struct moat_hypervisor {
@@ -59,7 +62,20 @@ struct moat_hypervisor {
         bool needs_vsockd; /* the sandbox starts moat-vsock and passes its vhost-user socket */
         bool tap_by_name;  /* opens the tap itself, by name, in the namespace it runs in */
         int (*start) (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err);
+        /* Templates (template.c), NULL where the backend has none:
+         * template_cmdline is what a template's kernel command line gets
+         * besides MOAT_TEMPLATE_CMDLINE (the device slots a restore fills);
+         * template_save boots c (no devices: its sockets, share and tap are
+         * ignored) in dir until the agent is idle and saves it there as
+         * dir/MOAT_TEMPLATE_STATE. */
+        const char *template_cmdline;
+        int (*template_save) (const struct moat_vm_config *c, const char *dir, moat_error_t *err);
+        /* Whether this host's backend can restore what template_save
+         * saves, tried in dir (its scratch directory): 0 yes, -1 with the
+         * reason. template.c caches the answer per backend binary. */
+        int (*template_probe) (const struct moat_vm_config *c, const char *dir, moat_error_t *err);
 };
+#define MOAT_TEMPLATE_STATE "state"
 
 /* "qemu", "moat-vmm", or "auto"/NULL: moat_hypervisor_auto(). */
 const struct moat_hypervisor *moat_hypervisor_get (const char *name, moat_error_t *err);
@@ -153,6 +169,7 @@ struct moat_host_report {
         char *vmm_reason, *qemu_reason;
         const char *auto_pick;
         char *auto_why;
+        char *template_status; /* moat_template_describe() */
 };
 void moat_host_report_probe (struct moat_host_report *r);
 void moat_host_report_free (struct moat_host_report *r);

@@ -29,6 +29,12 @@ int moat_find_file (enum moat_file which, char **out, moat_error_t *err);
  * when /proc/self/exe could not be read. */
 const char *moat_self_dir (void);
 
+/* moat's cache directory: $MOAT_CACHE_DIR, else /var/cache/moat (where
+ * guest-kernel-config/build.sh keeps the guest kernel and template.c its
+ * templates). */
+#define MOAT_DEFAULT_CACHE "/var/cache/moat"
+const char *moat_cache_dir (void);
+
 /* A Unix socket path usable with bind/connect: `path` itself when it fits in
  * sun_path, else "/proc/self/fd/<dirfd>/<name>" through *dirfd (opened
  * O_PATH on the parent directory; close it after the call). */

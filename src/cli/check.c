@@ -85,6 +85,7 @@ print_text (const struct moat_host_report *r, const struct moat_hostcg_info *cg)
         printf ("\n");
         printf ("confinement moat-vmm:     %s\n", moat_vmm_confinement);
         printf ("confinement qemu:         %s\n", moat_qemu_confinement);
+        printf ("vm template:              %s\n", r->template_status);
         if (auto_usable (r))
                 printf ("verdict: OK, containers run here with hypervisor %s\n", r->auto_pick);
         else if (r->vmm_usable || r->qemu_usable)
@@ -167,6 +168,7 @@ print_json (const struct moat_host_report *r, const struct moat_hostcg_info *cg)
         moat_gen_kv (g, "hypervisor", r->auto_pick);
         moat_gen_kv (g, "reason", r->auto_why);
         yajl_gen_map_close (g);
+        moat_gen_kv (g, "template", r->template_status);
 
         moat_gen_str (g, "host_cgroups");
         yajl_gen_map_open (g);

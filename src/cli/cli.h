@@ -56,5 +56,6 @@ int moat_cmd_events (struct moat_global *g, int argc, char **argv);
 int moat_cmd_check (struct moat_global *g, int argc, char **argv);
 int moat_cmd_env (struct moat_global *g, int argc, char **argv);
 int moat_cmd_setup (struct moat_global *g, int argc, char **argv);
+int moat_cmd_template (struct moat_global *g, int argc, char **argv);
 
 #endif

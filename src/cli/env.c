@@ -14,6 +14,7 @@
 #include "moat/hypervisor.h"
 #include "moat/paths.h"
 #include "moat/sandbox.h"
+#include "moat/template.h"
 #include "moat/util.h"
 #include "moat/json_gen.h"
 
@@ -154,6 +155,8 @@ moat_cmd_env (struct moat_global *g, int argc, char **argv)
         add_setting (v, &n, MOAT_SET_VMM_FORCE, NULL);
         add (v, &n, "MOAT_GUEST_CMDLINE", moat_vm_cmdline (g->debug));
         add (v, &n, "MOAT_GUEST_SHARE", xstrdup (MOAT_GUEST_SHARE));
+        add (v, &n, "MOAT_TEMPLATE", xstrdup (moat_template_enabled () ? "on" : "off"));
+        add (v, &n, "MOAT_TEMPLATE_STATUS", moat_template_describe ());
 
         if (json) {
                 yajl_gen gen = yajl_gen_alloc (NULL);

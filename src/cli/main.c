@@ -39,6 +39,7 @@ static const struct {
         {"check", moat_cmd_check, "tell which hypervisor backend this host can use and why"},
         {"env", moat_cmd_env, "print moat's settings, where each comes from, and its paths"},
         {"setup", moat_cmd_setup, "register moat as a runtime with podman, docker or containerd"},
+        {"template", moat_cmd_template, "build the VM template now, or say whether it is ready"},
 };
 
 static void

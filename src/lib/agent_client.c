@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -579,8 +580,17 @@ moat_agent_sync_clock (struct moat_agent *a, bool step, int64_t *offset_ns, moat
 {
         Moat__Agent__V1__SyncClockRequest req = MOAT__AGENT__V1__SYNC_CLOCK_REQUEST__INIT;
         Moat__Agent__V1__SyncClockResponse *resp = NULL;
+        uint8_t entropy[64];
         struct timespec now;
 
+        if (step) {
+                /* the first sync, before any container: reseed the guest
+                 * (a VM restored from a template has its siblings' RNG) */
+                if (getrandom (entropy, sizeof entropy, 0) != (ssize_t)sizeof entropy)
+                        return moat_make_error (err, errno, "getrandom");
+                req.entropy.data = entropy;
+                req.entropy.len = sizeof entropy;
+        }
         /* as late as possible: the guest sets its clock to this on arrival */
         clock_gettime (CLOCK_REALTIME, &now);
         req.realtime_sec = now.tv_sec;

@@ -15,6 +15,7 @@
 #include "moat/config.h"
 #include "moat/hypervisor.h"
 #include "moat/paths.h"
+#include "moat/template.h"
 #include "moat/util.h"
 
 static const struct moat_hypervisor *const backends[] = {&moat_qemu_hypervisor, &moat_vmm_hypervisor};
@@ -254,6 +255,7 @@ moat_host_report_probe (struct moat_host_report *r)
                 r->qemu_reason = xstrdup (kvm ? "QEMU with KVM acceleration" : "QEMU with TCG (software emulation)");
         r->qemu_usable = guest && r->qemu_version && r->vsockd.path;
         r->auto_pick = moat_hypervisor_auto (&r->auto_why);
+        r->template_status = moat_template_describe ();
 }
 
 void
@@ -270,4 +272,5 @@ moat_host_report_free (struct moat_host_report *r)
         free (r->vmm_reason);
         free (r->qemu_reason);
         free (r->auto_why);
+        free (r->template_status);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -140,4 +141,11 @@ moat_unix_path (const char *path, char *buf, size_t len, int *dirfd, moat_error_
                 return moat_make_error (err, ENAMETOOLONG, "socket path %s", path);
         }
         return 0;
+}
+
+const char *
+moat_cache_dir (void)
+{
+        const char *e = getenv ("MOAT_CACHE_DIR");
+        return e && *e ? e : MOAT_DEFAULT_CACHE;
 }

@@ -24,6 +24,7 @@
 #include "moat/paths.h"
 #include "moat/process.h"
 #include "moat/sandbox.h"
+#include "moat/template.h"
 #include "moat/util.h"
 #include "moat/vsock.h"
 
@@ -211,8 +212,66 @@ describe_status (int st)
         return xstrdup ("unknown status");
 }
 
+/* A template for vc, built now if there is none: false (cold boot) when
+ * that fails. A build that fails, or a template that fails to restore
+ * right after it was built, says so once per key: its .failed marker keeps
+ * later sandboxes from retrying (and warning) until the key changes or a
+ * build (moat template build) clears it. *fresh: built here, now. */
+static bool
+pick_template (struct moat_sandbox *sb, const struct moat_hypervisor *hv, const struct moat_vm_config *vc,
+               struct moat_template *tpl, bool *fresh)
+{
+        cleanup_error moat_error_t e = NULL;
+        cleanup_free char *why = NULL;
+
+        if (!moat_template_supported (hv, vc, &why) && !moat_template_forced ()) {
+                moat_debug ("%s: no template: %s", sb->id, why);
+                return false;
+        }
+        if (moat_template_lookup (hv, vc, tpl, &e) < 0) {
+                moat_debug ("%s: no template: %s", sb->id, e->msg);
+                return false;
+        }
+        if (moat_template_ready (tpl))
+                return true;
+        if (moat_template_failed (tpl)) {
+                moat_debug ("%s: building a template failed before (%s.failed): cold boot", sb->id, tpl->dir);
+                return false;
+        }
+        *fresh = true;
+        if (moat_template_build (hv, vc, tpl, &e) < 0) {
+                if (e->errno_ == EBUSY)
+                        moat_debug ("%s: another sandbox is building the template: cold boot", sb->id);
+                else
+                        moat_warn ("%s: cannot build a VM template, booting cold: %s", sb->id, e->msg);
+                return false;
+        }
+        return true;
+}
+
+/* Undoes a start_vm whose VM did not come up, so that another can start. */
+static void
+reset_vm (struct moat_sandbox *sb)
+{
+        if (sb->vmm_pid > 0 && !sb->vmm_reaped)
+                moat_stop_pid (sb->vmm_pid, SIGKILL, 5000);
+        sb->vmm_pid = 0;
+        sb->vmm_reaped = false;
+        if (sb->vsockd_pid > 0)
+                moat_stop_pid (sb->vsockd_pid, SIGTERM, 2000);
+        sb->vsockd_pid = 0;
+        sb->state.vsockd_start = 0;
+        free (sb->state.hypervisor);
+        sb->state.hypervisor = NULL;
+        free (sb->kernel_release);
+        sb->kernel_release = NULL;
+}
+
+/* Starts the VM: from tpl's template when tpl is not NULL and one is
+ * ready or can be built now (*restored says which), else a cold boot. */
 static int
-start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, struct moat_template *tpl, bool *restored,
+          bool *fresh, moat_error_t *err)
 {
         const char *name = o->hypervisor ? o->hypervisor : moat_hypervisor_requested (sb->cfg);
         const struct moat_hypervisor *hv = moat_hypervisor_get (name, err);
@@ -231,6 +290,14 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.initrd = initrd;
         vc.cmdline = cmdline;
         moat_vm_size (sb->cfg, &vc.mem_mib, &vc.vcpus);
+        moat_host_probe (&host);
+        vc.host = &host;
+        *restored = false;
+        if (tpl && hv->template_save && pick_template (sb, hv, &vc, tpl, fresh)) {
+                vc.restore_state = tpl->state;
+                vc.cmdline = tpl->cmdline;
+                *restored = true;
+        }
         if (hv->needs_vsockd) {
                 if (start_vsockd (sb, o, err) < 0)
                         return -1;
@@ -242,8 +309,6 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
         vc.console_log = sb->console_log;
         vc.vmm_log = sb->vmm_log;
         vc.workdir = sb->dir;
-        moat_host_probe (&host);
-        vc.host = &host;
         vc.die_with_parent = o->die_with_parent;
         vc.tap_fd = -1;
         vc.netns_fd = -1;
@@ -270,9 +335,8 @@ start_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error
 }
 
 static int
-wait_agent (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+wait_agent (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, int timeout, moat_error_t *err)
 {
-        int timeout = moat_boot_timeout_ms ();
         struct boot_wait w = {.sb = sb, .o = o};
         cleanup_error moat_error_t e = NULL;
         int st;
@@ -302,6 +366,57 @@ wait_agent (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_err
         cleanup_free char *secs = fmt_seconds (timeout);
         cleanup_free char *tail = moat_sandbox_console_tail (sb, 15);
         return moat_make_error (err, 0, "guest did not answer within %s (%s)", secs, tail);
+}
+
+/* The boot step: restore the template (templates on, the backend has
+ * them), else or when that fails a cold boot; either way until the agent
+ * answered and the guest's clock and RNG are the host's. A template that
+ * fails to restore is removed (the next sandbox builds a new one) and this
+ * sandbox boots cold, with one warning. */
+static int
+boot_vm (struct moat_sandbox *sb, const struct moat_sandbox_opts *o, moat_error_t *err)
+{
+        struct moat_template tpl = {0};
+        cleanup_error moat_error_t e = NULL;
+        bool restored = false, fresh = false;
+        int boot = moat_boot_timeout_ms ();
+        int rc = -1;
+
+        if (start_vm (sb, o, moat_template_enabled () ? &tpl : NULL, &restored, &fresh, err) < 0)
+                goto out;
+        if (moat_sandbox_save_state (sb, err) < 0)
+                goto out;
+        if (!restored) {
+                rc = wait_agent (sb, o, boot, err);
+                goto out;
+        }
+        /* a restore answers in a fraction of a boot */
+        if (wait_agent (sb, o, boot / 2 < 20000 ? (boot < 20000 ? boot : 20000) : boot / 2, &e) == 0) {
+                moat_debug ("%s: VM restored from template %s", sb->id, tpl.dir);
+                rc = 0;
+                goto out;
+        }
+        if (o->interrupted && o->interrupted (o->ictx)) {
+                *err = steal_pointer (&e);
+                goto out;
+        }
+        /* a template this sandbox has just built that does not restore
+         * will not restore for the next one either: no more tries */
+        moat_warn ("%s: restoring the VM template %s failed, booting cold (%s): %s", sb->id, tpl.dir,
+                   fresh ? "later sandboxes boot cold too until its key changes" : "the template will be rebuilt",
+                   e->msg);
+        moat_template_discard (&tpl);
+        if (fresh)
+                moat_template_mark_failed (&tpl, e->msg);
+        moat_agent_free (sb->agent);
+        sb->agent = NULL;
+        reset_vm (sb);
+        if (start_vm (sb, o, NULL, &restored, &fresh, err) < 0 || moat_sandbox_save_state (sb, err) < 0)
+                goto out;
+        rc = wait_agent (sb, o, boot, err);
+out:
+        moat_template_clear (&tpl);
+        return rc;
 }
 
 int
@@ -389,14 +504,9 @@ moat_sandbox_create (const struct moat_sandbox_opts *o, struct moat_sandbox **ou
         if (moat_share_stage (&sb->share, o->id, sb->bundle, sb->cfg, &sb->guest_config, err) < 0)
                 goto fail;
 
-        /* 4. moat-vsock (for backends that need it), then the VM */
-        if (start_vm (sb, o, err) < 0)
-                goto fail;
-        if (moat_sandbox_save_state (sb, err) < 0)
-                goto fail;
-
-        /* 5. the agent */
-        if (wait_agent (sb, o, err) < 0)
+        /* 4. moat-vsock (for backends that need it), then the VM, until
+         * the agent answers */
+        if (boot_vm (sb, o, err) < 0)
                 goto fail;
         *out = sb;
         return 0;

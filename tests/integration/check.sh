@@ -58,7 +58,7 @@ import json, sys
 d = json.loads(sys.argv[1])
 def t(v, ty): assert isinstance(v, ty) or v is None, (v, ty)
 assert set(d) == {"kvm", "hardware_virtualization", "vhost_vsock", "files", "qemu", "backends", "auto",
-                  "host_cgroups", "confinement", "ok"}, d.keys()
+                  "host_cgroups", "confinement", "template", "ok"}, d.keys()
 assert d["host_cgroups"]["mode"] in ("v1", "hybrid", "v2", "none"), d["host_cgroups"]
 assert set(d["host_cgroups"]["limits"]) <= {"memory", "cpu", "pids"}; t(d["host_cgroups"]["error"], str)
 assert set(d["confinement"]) == {"moat-vmm", "qemu"}
