@@ -135,6 +135,8 @@ void moat_vm_host_limits (const struct oci_config *cfg, const char *backend, str
  * backends apply it: qemu.c passes MOAT_QEMU_SANDBOX to -sandbox, vmm.c
  * runs moat-vmm with --jail, src/vmm/jail.c). */
 #define MOAT_QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+/* ... for the VM a template is saved from (it runs no container code) */
+#define MOAT_QEMU_SANDBOX_TEMPLATE "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"
 extern const char moat_vmm_confinement[];
 extern const char moat_qemu_confinement[];
 

@@ -63,7 +63,7 @@ qemu_args_free (struct qemu_args *a)
 /* The machine, shared by a cold boot, a template and its restores: a
  * restore must see the same machine the template was saved from. */
 static void
-machine_args (const struct moat_vm_config *c, struct qemu_args *a)
+machine_args (const struct moat_vm_config *c, const char *sandbox, struct qemu_args *a)
 {
         bool kvm = c->host->kvm_openable && c->host->hw_flag != NULL;
         cleanup_free char *e_console = qemu_escape (c->console_log);
@@ -92,7 +92,7 @@ machine_args (const struct moat_vm_config *c, struct qemu_args *a)
          * QEMU 7.2's 9p backend changes modes through /proc/self/fd,
          * which an empty chroot lacks (mkdir over 9p fails with ENOENT) */
         a->argv[a->n++] = "-sandbox";
-        a->argv[a->n++] = MOAT_QEMU_SANDBOX;
+        a->argv[a->n++] = sandbox;
         a->argv[a->n++] = "-nodefaults";
         a->argv[a->n++] = "-no-user-config";
         a->argv[a->n++] = "-nographic";
@@ -162,7 +162,7 @@ qemu_start (const struct moat_vm_config *c, pid_t *pid, moat_error_t *err)
         struct qemu_args a = {.n = 0};
         int r;
 
-        machine_args (c, &a);
+        machine_args (c, MOAT_QEMU_SANDBOX, &a);
         device_args (c, &a, &o);
         if (c->restore_state) {
                 a.argv[a.n++] = "-incoming";
@@ -232,7 +232,9 @@ qemu_template_save (const struct moat_vm_config *c, const char *dir, moat_error_
 
         /* relative to dir, QEMU's cwd */
         tc.console_log = "console.log";
-        machine_args (&tc, &a);
+        /* the template VM runs no container and saves itself through
+         * "exec:cat": it may spawn (the sandboxes restored from it may not) */
+        machine_args (&tc, MOAT_QEMU_SANDBOX_TEMPLATE, &a);
         a.argv[a.n++] = "-qmp";
         a.argv[a.n++] = "unix:qmp.sock,server=on,wait=off";
         a.argv[a.n++] = "-global";

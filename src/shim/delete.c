@@ -13,8 +13,10 @@
 #include <sys/mount.h>
 
 #include "moat/container.h"
+#include "moat/hostcgroup.h"
 #include "moat/util.h"
 #include "shim.h"
+#include "shim_task.h"
 #include "task.pb-c.h"
 
 int
@@ -32,6 +34,8 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
         cleanup_free char *root = xasprintf_r ("%s/%s", SHIM_STATE_ROOT, *o->namespace_ ? o->namespace_ : "default");
         cleanup_free char *rootfs = NULL;
         cleanup_error moat_error_t e = NULL;
+        cleanup_error moat_error_t e2 = NULL;
+        cleanup_free char *cg = NULL;
 
         if (bundle == NULL && getcwd (cwd, sizeof cwd))
                 bundle = cwd;
@@ -39,8 +43,12 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
          * and state (an unknown id is no error), then the rootfs it
          * mounted. Problems go to stderr, which containerd logs. */
         ctx.root = root;
+        cg = shim_pod_cgroup (root, o->id); /* read before the state goes */
         if (moat_container_delete (&ctx, o->id, true, &e) < 0)
                 fprintf (stderr, "%s: delete %s: %s\n", SHIM_NAME, o->id, e->msg);
+        /* the cgroup a killed shim of the pod was in (podcg.c) */
+        if (cg && moat_hostcg_remove (cg, 500, &e2) < 0)
+                fprintf (stderr, "%s: remove %s: %s\n", SHIM_NAME, cg, e2->msg);
         if (bundle) {
                 rootfs = xasprintf_r ("%s/rootfs", bundle);
                 while (umount2 (rootfs, MNT_DETACH) == 0) {

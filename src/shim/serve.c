@@ -65,6 +65,7 @@ h_shutdown (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, moa
          * after every task's Delete) */
         if (shim_task_count (s) == 0 && !atomic_exchange (&s->stopping, true)) {
                 moat_debug ("shutdown: no task left");
+                shim_leave_pod_cgroup (s);
                 if (write (s->wake[1], &c, 1) < 0) {
                 }
         }

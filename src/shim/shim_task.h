@@ -56,7 +56,17 @@ struct shim {
         int wake[2]; /* Shutdown: the accept loop ends */
         atomic_bool stopping;
         atomic_int n_conns;
+        char *pod_cgroup; /* the host cgroup the shim moved itself into, NULL: none (podcg.c) */
 };
+
+/* podcg.c: the shim's own host cgroup under a pod's cgroup_parent */
+/* <pod parent>/moat-shim-<id> for sandbox container id (malloc'd), NULL
+ * when id is not a pod's sandbox with a host cgroup. */
+char *shim_pod_cgroup (const char *root, const char *id);
+/* After the sandbox container's create: the shim moves into it. */
+void shim_enter_pod_cgroup (struct shim *s, const char *id);
+/* Before the shim exits: out of it, and it is removed. */
+void shim_leave_pod_cgroup (struct shim *s);
 
 int shim_reaper_start (struct shim *s, moat_error_t *err);
 /* Runs one libmoat call in an internal child (internal.c) for task id:

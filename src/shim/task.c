@@ -599,6 +599,8 @@ shim_h_create (void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, 
         t->busy--;
         pthread_cond_broadcast (&s->cond);
         pthread_mutex_unlock (&s->lock);
+        if (sandbox == NULL)
+                shim_enter_pod_cgroup (s, q->id); /* a pod's sandbox: the shim joins the pod */
         *resp = &r->base;
         return 0;
 fail:

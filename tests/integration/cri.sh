@@ -104,6 +104,15 @@ group_pod() {
     local cgs
     cgs=$(find "/sys/fs/cgroup/memory/${CG#/}/$a" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
     pass_if "$h: the pod's cgroups are under its cgroup_parent $CG/$a (memory: $cgs)" test "$cgs" -ge 1
+    local shimcg
+    shimcg=$(for s in $(pgrep -f -- "containerd-shim-$h-v2 .*-id $p"); do
+        awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$s/cgroup"
+    done | sort -u | tr '\n' ' ')
+    if [ "$(kernel_model "$h")" = vm ]; then
+        pass_if "$h: the pod's shim runs under its cgroup_parent ($shimcg)" grep -q "^${CG}/$a/moat-shim-$p " <<<"$shimcg"
+    else
+        diag "$h: the shim's memory cgroup: $shimcg"
+    fi
 
     # one kernel
     local b1 b2 k1 k2
