@@ -82,8 +82,10 @@ moat_hybrid_connect (const char *hybrid_sock, uint32_t port, int timeout_ms, moa
                 return moat_make_error (err, errno, "write %s", hybrid_sock);
         if (read_line (fd, line, sizeof line, deadline, err) < 0)
                 return moat_error_wrap (err, "vsock port %u", port);
-        if (strncmp (line, "OK ", 3) != 0)
-                return moat_make_error (err, ECONNREFUSED, "vsock port %u: %s", port, line);
+        if (strncmp (line, "OK ", 3) != 0) {
+                cleanup_free char *why = moat_printable (line, -1, MOAT_PEER_TEXT_MAX);
+                return moat_make_error (err, ECONNREFUSED, "vsock port %u: %s", port, why);
+        }
         return steal_fd (&fd);
 }
 
@@ -103,9 +105,11 @@ moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exe
                 return moat_make_error (err, errno, "open %s stream", stream);
         if (read_line (fd, line, sizeof line, now_ms () + timeout_ms, err) < 0)
                 return moat_error_wrap (err, "open %s stream", stream);
-        if (strcmp (line, "OK") != 0)
-                return moat_make_error (err, EIO, "open %s stream: %s", stream,
-                                        strncmp (line, "ERR ", 4) == 0 ? line + 4 : line);
+        if (strcmp (line, "OK") != 0) {
+                cleanup_free char *why =
+                        moat_printable (strncmp (line, "ERR ", 4) == 0 ? line + 4 : line, -1, MOAT_PEER_TEXT_MAX);
+                return moat_make_error (err, EIO, "open %s stream: %s", stream, why);
+        }
         return steal_fd (&fd);
 }
 
@@ -230,10 +234,11 @@ moat_agent_check (struct moat_agent *a, char **version, char **release, moat_err
         if (call (a, "Check", &req.base, &moat__agent__v1__check_response__descriptor, (ProtobufCMessage **)&resp,
                   err) < 0)
                 return -1;
+        /* the guest's words: they end up in logs and state */
         if (version)
-                *version = xstrdup (resp->version);
+                *version = moat_printable (resp->version, -1, 256);
         if (release)
-                *release = xstrdup (resp->kernel_release);
+                *release = moat_printable (resp->kernel_release, -1, 256);
         protobuf_c_message_free_unpacked (&resp->base, NULL);
         return 0;
 }

@@ -447,9 +447,9 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
 
         if (rsp->status != NULL && rsp->status->code != TTRPC_OK) {
                 int code = rsp->status->code;
-                moat_make_error (err, 0, "%s: %s", method,
-                                 rsp->status->message && rsp->status->message[0] ? rsp->status->message
-                                                                                 : "request failed");
+                /* the peer's words, but never its terminal escapes or megabytes */
+                cleanup_free char *msg = moat_printable (rsp->status->message, -1, MOAT_PEER_TEXT_MAX);
+                moat_make_error (err, 0, "%s: %s", method, msg[0] ? msg : "request failed");
                 (*err)->errno_ = ttrpc_errno_from_code (code);
                 ttrpc__response__free_unpacked (rsp, NULL);
                 return -1;
