@@ -25,6 +25,9 @@
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 
+/* the kernel's PID_MAX_LIMIT: no guest pid is above it */
+#define MOAT_GUEST_PID_MAX 4194304u
+
 /* Reads one '\n'-terminated line byte by byte (the bytes after it belong to
  * the connection), within the deadline. */
 static int
@@ -550,6 +553,13 @@ moat_agent_stats (struct moat_agent *a, const char *id, struct moat_stats *out, 
         if (call (a, "StatsContainer", &req.base, &moat__agent__v1__stats_container_response__descriptor,
                   (ProtobufCMessage **)&r, err) < 0)
                 return -1;
+        for (size_t i = 0; i < r->n_pids; i++)
+                if (r->pids[i] == 0 || r->pids[i] > MOAT_GUEST_PID_MAX) {
+                        moat_make_error (err, EPROTO, "StatsContainer: the agent answered pid %u (a pid is 1 to %u)",
+                                         r->pids[i], MOAT_GUEST_PID_MAX);
+                        protobuf_c_message_free_unpacked (&r->base, NULL);
+                        return -1;
+                }
         memset (out, 0, sizeof *out);
         out->memory_usage = r->memory_usage;
         out->memory_limit = r->memory_limit;
