@@ -431,6 +431,8 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
                                 continue; /* an oversized frame for someone else: skipped */
                         if (started && !(*err && (*err)->errno_ == EMSGSIZE))
                                 c->broken = true;
+                        if (*err && (*err)->errno_ == ETIMEDOUT)
+                                return moat_error_wrap (err, "%s: no whole answer within %d ms", method, timeout_ms);
                         return moat_error_wrap (err, "%s", method);
                 }
                 if (ret == 0) {
