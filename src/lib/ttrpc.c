@@ -351,6 +351,8 @@ ttrpc_free_response (ProtobufCMessage *m)
 
 /* --- client --- */
 
+#define TTRPC_MAX_SKIPPED 1024
+
 struct ttrpc_client {
         int fd;
         uint32_t next_id;
@@ -396,6 +398,7 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
         int64_t deadline = timeout_ms > 0 ? now_ms () + timeout_ms : -1;
         uint32_t id;
         bool partial = false;
+        int skipped = 0;
         Ttrpc__Response *rsp;
 
         if (c->broken)
@@ -427,8 +430,10 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
                 bool started = false;
                 int ret = read_frame_deadline (c->fd, &sid, &type, &flags, &buf, &len, deadline, &started, err);
                 if (ret < 0) {
-                        if (*err && (*err)->errno_ == EMSGSIZE && sid != id)
+                        if (*err && (*err)->errno_ == EMSGSIZE && sid != id && ++skipped <= TTRPC_MAX_SKIPPED) {
+                                moat_error_release (err);
                                 continue; /* an oversized frame for someone else: skipped */
+                        }
                         if (started && !(*err && (*err)->errno_ == EMSGSIZE))
                                 c->broken = true;
                         if (*err && (*err)->errno_ == ETIMEDOUT)
@@ -439,8 +444,18 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
                         c->broken = true;
                         return moat_make_error (err, ECONNRESET, "%s: ttrpc connection closed by peer", method);
                 }
-                if (sid != id || type != TTRPC_TYPE_RESPONSE)
-                        continue; /* a late answer to an earlier call that timed out */
+                if (sid != id || type != TTRPC_TYPE_RESPONSE) {
+                        /* a late answer to an earlier call that timed out; but
+                         * no more of them than a peer could owe (a call with no
+                         * deadline would spin on them for ever) */
+                        if (++skipped > TTRPC_MAX_SKIPPED) {
+                                c->broken = true;
+                                return moat_make_error (err, EPROTO,
+                                                        "%s: more than %d frames that answer no call in progress",
+                                                        method, TTRPC_MAX_SKIPPED);
+                        }
+                        continue;
+                }
                 rsp = ttrpc__response__unpack (NULL, len, buf);
                 if (rsp == NULL)
                         return moat_make_error (err, EPROTO, "%s: cannot decode ttrpc response", method);
