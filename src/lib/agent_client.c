@@ -143,6 +143,8 @@ static const struct {
         {"StartContainer", CALL_TIMEOUT_MS, true},
         {"WaitProcess", 0, false},
         {"RemoveContainer", 10000, false},
+        /* a kill(2) in the guest: delete --force waits for it */
+        {"SignalProcess", 10000, false},
         {"TtyWinResize", 5000, false},
         {"CloseStdin", 5000, false},
         /* the guest may power off before its reply leaves */
