@@ -128,12 +128,19 @@ leftovers() {
 force_clean() {
     local id=$1 rc l
     timeout -k 5 60 "$MOAT" --root "$ROOT" delete --force "$id" >"$C/del-$id.out" 2>&1
+    diag "$id: delete --force done at $(date +%T.%N)"
     rc=$?
     expect_eq "$id: delete --force exits 0 in time" 0 "$rc"
     [ "$rc" != 0 ] && diag "$(head -c 300 "$C/del-$id.out")"
     wait_for 10 test -z "$(leftovers "$id")"
     l=$(leftovers "$id")
-    if [ -z "$l" ]; then ok "$id: nothing left behind"; else not_ok "$id: left behind:$l"; fi
+    if [ -z "$l" ]; then ok "$id: nothing left behind"; else
+        not_ok "$id: left behind:$l"
+        for d in /sys/fs/cgroup/*/moat/"$id"@*; do
+            [ -d "$d" ] && diag "$d: procs $(tr '\n' ' ' <"$d/cgroup.procs" 2>/dev/null) ($(stat -c %y "$d"))"
+        done
+        diag "delete said: $(head -c 500 "$C/del-$id.out")"
+    fi
 }
 
 mkb() { # ID [JQ FILTER]: a bundle running a long sleep (the fake agent runs nothing)
@@ -268,7 +275,7 @@ for m in $SLOW; do
 done
 
 # --- 4. the stand-in: WaitProcess and the stdio streams --------------------
-for m in close truncated badframe badpayload oversized errmsg; do
+for m in close truncated badframe badpayload oversized errmsg endless; do
     set_mode $V WaitProcess "$m"
     runcase "wait-$m" 60 "$MOAT" --root "$ROOT" exec $V true
     set_mode $V WaitProcess ok
