@@ -21,8 +21,8 @@
  *               SIGSTOP, 100000 pids, 64 KiB version string with escapes)
  *   silent      no answer; the connection stays open
  *   endless     valid Responses for other stream ids, for ever
- *   trickle     the right answer, one byte every 8 s (no frame is under 12
- *               bytes: 96 s at least, past any call's timeout)
+ *   trickle     the right answer padded to 250 bytes or more, one byte a
+ *               second (4 minutes, past any call's timeout)
  *
  * Stdio streams (key "stdio"): ok, close, silent, badline ("ERR " and 64
  * KiB without a newline), garbage (1 MiB of random bytes on stdout), flood
@@ -461,15 +461,22 @@ answer (int fd, uint32_t id, const Ttrpc__Request *rq)
                 }
         }
         payload = good_payload (m, rq, strcmp (mode, "badvalue") == 0, &plen);
-        frame = response_frame (id, TTRPC_OK, NULL, payload, plen, &len);
         if (strcmp (mode, "trickle") == 0) {
+                /* status OK with a 240-byte message (ignored when OK): the
+                 * frame takes 4 minutes at a byte a second, past any call's
+                 * deadline even when the guest's clock runs fast under load */
+                char pad[241];
+                memset (pad, '.', 240);
+                pad[240] = '\0';
+                frame = response_frame (id, TTRPC_OK, pad, payload, plen, &len);
                 for (size_t i = 0; i < len; i++) {
                         if (send_all (fd, frame + i, 1) < 0)
                                 return;
-                        sleep (8);
+                        sleep (1);
                 }
                 return;
         }
+        frame = response_frame (id, TTRPC_OK, NULL, payload, plen, &len);
         send_all (fd, frame, len);
         if (strcmp (m, "DestroySandbox") == 0) {
                 sync ();
