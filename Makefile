@@ -56,7 +56,7 @@ SHIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/shim/*.c)) \
 PROGRAMS := $(B)/moat $(B)/moat-vsock $(B)/moat-agent $(B)/moat-vmm $(B)/containerd-shim-moat-v2
 INITRAMFS := $(B)/initramfs.cpio.gz
 
-.PHONY: probes check-vmm all guest check check-unit check-integration check-nested install clean format deps demo unit-bins unit-asan man deb \
+.PHONY: probes check-vmm all guest test-guests check check-unit check-integration check-nested install clean format deps demo unit-bins unit-asan man deb \
 	fuzz fuzz-bins fuzz-smoke
 all: $(PROGRAMS) $(INITRAMFS) probes
 
@@ -111,6 +111,18 @@ $(B)/moat-agent: $(AGENT_OBJS) $(B)/libmoat.a
 
 $(INITRAMFS): $(B)/moat-agent scripts/mkinitramfs.sh
 	./scripts/mkinitramfs.sh $(B)/moat-agent $@
+
+# Test guests, never installed: a compromised agent (tests/hostile/agent.c,
+# a program of its own so that moat-agent has no hostile mode to turn on) in
+# an initramfs of its own, which tests/integration/hostile-agent.sh boots
+# with MOAT_INITRD.
+HOSTILE_INITRAMFS := $(B)/tests/initramfs-hostile.cpio.gz
+$(B)/tests/moat-agent-hostile: tests/hostile/agent.c $(B)/libmoat.a
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmoat.a $(AGENT_LIBS)
+$(HOSTILE_INITRAMFS): $(B)/tests/moat-agent-hostile scripts/mkinitramfs.sh
+	./scripts/mkinitramfs.sh $(B)/tests/moat-agent-hostile $@
+test-guests: $(HOSTILE_INITRAMFS)
 
 # moat-vmm (src/vmm) is not in libmoat.a: its objects except main.o make
 # libmoat-vmm.a, which the test_vmm_* unit tests link too.
@@ -170,10 +182,10 @@ check-unit: unit-bins unit-asan
 # The README's second command. Installs what is missing first, so it works on
 # a fresh machine by itself.
 check: deps
-	$(MAKE) all guest unit-bins unit-asan fuzz-bins
+	$(MAKE) all guest unit-bins unit-asan fuzz-bins test-guests
 	./tests/run.sh all
 
-check-integration: all guest fuzz-bins
+check-integration: all guest fuzz-bins test-guests
 	./tests/run.sh integration
 
 # The nested test bed alone (tests/nested, docs/testing.md): moat-vmm's

@@ -48,6 +48,11 @@ char *xstrdup (const char *s);
 char *xstrndup (const char *s, size_t n);
 int xasprintf (char **out, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 char *xasprintf_r (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+/* A peer's text made fit for a terminal and an error message: bytes outside
+ * printable ASCII (but newlines and tabs) become \xNN, and past max bytes of input the rest is cut
+ * and counted ("... (N more bytes)"). len is s's length (strlen if -1). */
+char *moat_printable (const char *s, ssize_t len, size_t max);
+#define MOAT_PEER_TEXT_MAX 2048 /* what an error message keeps of a peer's text */
 void strv_free (char **v);
 size_t strv_len (char *const *v);
 

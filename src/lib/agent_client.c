@@ -26,6 +26,9 @@
 #include "moat/ttrpc.h"
 #include "moat/util.h"
 
+/* the kernel's PID_MAX_LIMIT: no guest pid is above it */
+#define MOAT_GUEST_PID_MAX 4194304u
+
 /* Reads one '\n'-terminated line byte by byte (the bytes after it belong to
  * the connection), within the deadline. */
 static int
@@ -83,8 +86,10 @@ moat_hybrid_connect (const char *hybrid_sock, uint32_t port, int timeout_ms, moa
                 return moat_make_error (err, errno, "write %s", hybrid_sock);
         if (read_line (fd, line, sizeof line, deadline, err) < 0)
                 return moat_error_wrap (err, "vsock port %u", port);
-        if (strncmp (line, "OK ", 3) != 0)
-                return moat_make_error (err, ECONNREFUSED, "vsock port %u: %s", port, line);
+        if (strncmp (line, "OK ", 3) != 0) {
+                cleanup_free char *why = moat_printable (line, -1, MOAT_PEER_TEXT_MAX);
+                return moat_make_error (err, ECONNREFUSED, "vsock port %u: %s", port, why);
+        }
         return steal_fd (&fd);
 }
 
@@ -104,9 +109,11 @@ moat_agent_open_stream (const char *hybrid_sock, const char *id, const char *exe
                 return moat_make_error (err, errno, "open %s stream", stream);
         if (read_line (fd, line, sizeof line, now_ms () + timeout_ms, err) < 0)
                 return moat_error_wrap (err, "open %s stream", stream);
-        if (strcmp (line, "OK") != 0)
-                return moat_make_error (err, EIO, "open %s stream: %s", stream,
-                                        strncmp (line, "ERR ", 4) == 0 ? line + 4 : line);
+        if (strcmp (line, "OK") != 0) {
+                cleanup_free char *why =
+                        moat_printable (strncmp (line, "ERR ", 4) == 0 ? line + 4 : line, -1, MOAT_PEER_TEXT_MAX);
+                return moat_make_error (err, EIO, "open %s stream: %s", stream, why);
+        }
         return steal_fd (&fd);
 }
 
@@ -137,6 +144,8 @@ static const struct {
         {"StartContainer", CALL_TIMEOUT_MS, true},
         {"WaitProcess", 0, false},
         {"RemoveContainer", 10000, false},
+        /* a kill(2) in the guest: delete --force waits for it */
+        {"SignalProcess", 10000, false},
         {"TtyWinResize", 5000, false},
         {"CloseStdin", 5000, false},
         /* the guest may power off before its reply leaves */
@@ -231,10 +240,11 @@ moat_agent_check (struct moat_agent *a, char **version, char **release, moat_err
         if (call (a, "Check", &req.base, &moat__agent__v1__check_response__descriptor, (ProtobufCMessage **)&resp,
                   err) < 0)
                 return -1;
+        /* the guest's words: they end up in logs and state */
         if (version)
-                *version = xstrdup (resp->version);
+                *version = moat_printable (resp->version, -1, 256);
         if (release)
-                *release = xstrdup (resp->kernel_release);
+                *release = moat_printable (resp->kernel_release, -1, 256);
         protobuf_c_message_free_unpacked (&resp->base, NULL);
         return 0;
 }
@@ -551,6 +561,13 @@ moat_agent_stats (struct moat_agent *a, const char *id, struct moat_stats *out, 
         if (call (a, "StatsContainer", &req.base, &moat__agent__v1__stats_container_response__descriptor,
                   (ProtobufCMessage **)&r, err) < 0)
                 return -1;
+        for (size_t i = 0; i < r->n_pids; i++)
+                if (r->pids[i] == 0 || r->pids[i] > MOAT_GUEST_PID_MAX) {
+                        moat_make_error (err, EPROTO, "StatsContainer: the agent answered pid %u (a pid is 1 to %u)",
+                                         r->pids[i], MOAT_GUEST_PID_MAX);
+                        protobuf_c_message_free_unpacked (&r->base, NULL);
+                        return -1;
+                }
         memset (out, 0, sizeof *out);
         out->memory_usage = r->memory_usage;
         out->memory_limit = r->memory_limit;

@@ -844,8 +844,14 @@ moat_container_start (const struct moat_context *ctx, const char *id, moat_error
         }
         free (st->status);
         st->status = xstrdup ("running");
-        if (moat_state_save (ctx->root, st, err) < 0)
+        if (moat_state_save (ctx->root, st, err) < 0) {
+                /* a start that cannot record it (a full disk) must not leave
+                 * the process running behind a state that says created */
+                cleanup_error moat_error_t e = NULL;
+                if (moat_agent_signal (a, id, NULL, SIGKILL, true, &e) < 0)
+                        moat_debug ("kill %s after the start it could not record: %s", id, e->msg);
                 goto out;
+        }
         sj = moat_state_to_oci_json (st, "running", 0);
         if (moat_hooks_run (cfg, OCI_HOOK_POSTSTART, sj, false, NULL, err) < 0) {
                 /* runtime-spec 1.3: a failing poststart hook is an error

@@ -463,7 +463,10 @@ moat_preserved_fds_close_streams (struct moat_preserved_fd *p, size_t n)
 void
 moat_standin_exit (const struct moat_exit *ex)
 {
-        if (ex->signaled && ex->signal > 0 && ex->signal < NSIG) {
+        /* a stop signal would stop the stand-in (the agent's word for what
+         * killed the process cannot be trusted to be a killing one) */
+        bool stops = ex->signal == SIGSTOP || ex->signal == SIGTSTP || ex->signal == SIGTTIN || ex->signal == SIGTTOU;
+        if (ex->signaled && ex->signal > 0 && ex->signal < NSIG && !stops) {
                 struct rlimit none = {0, 0};
                 sigset_t m;
                 setrlimit (RLIMIT_CORE, &none);
@@ -473,7 +476,7 @@ moat_standin_exit (const struct moat_exit *ex)
                 sigaddset (&m, ex->signal);
                 sigprocmask (SIG_UNBLOCK, &m, NULL);
                 raise (ex->signal);
-                /* a signal whose default is to ignore or stop */
+                /* a signal whose default is to ignore */
         }
         _exit (ex->status & 0xff);
 }

@@ -351,6 +351,8 @@ ttrpc_free_response (ProtobufCMessage *m)
 
 /* --- client --- */
 
+#define TTRPC_MAX_SKIPPED 1024
+
 struct ttrpc_client {
         int fd;
         uint32_t next_id;
@@ -396,6 +398,7 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
         int64_t deadline = timeout_ms > 0 ? now_ms () + timeout_ms : -1;
         uint32_t id;
         bool partial = false;
+        int skipped = 0;
         Ttrpc__Response *rsp;
 
         if (c->broken)
@@ -427,18 +430,32 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
                 bool started = false;
                 int ret = read_frame_deadline (c->fd, &sid, &type, &flags, &buf, &len, deadline, &started, err);
                 if (ret < 0) {
-                        if (*err && (*err)->errno_ == EMSGSIZE && sid != id)
+                        if (*err && (*err)->errno_ == EMSGSIZE && sid != id && ++skipped <= TTRPC_MAX_SKIPPED) {
+                                moat_error_release (err);
                                 continue; /* an oversized frame for someone else: skipped */
+                        }
                         if (started && !(*err && (*err)->errno_ == EMSGSIZE))
                                 c->broken = true;
+                        if (*err && (*err)->errno_ == ETIMEDOUT)
+                                return moat_error_wrap (err, "%s: no whole answer within %d ms", method, timeout_ms);
                         return moat_error_wrap (err, "%s", method);
                 }
                 if (ret == 0) {
                         c->broken = true;
                         return moat_make_error (err, ECONNRESET, "%s: ttrpc connection closed by peer", method);
                 }
-                if (sid != id || type != TTRPC_TYPE_RESPONSE)
-                        continue; /* a late answer to an earlier call that timed out */
+                if (sid != id || type != TTRPC_TYPE_RESPONSE) {
+                        /* a late answer to an earlier call that timed out; but
+                         * no more of them than a peer could owe (a call with no
+                         * deadline would spin on them for ever) */
+                        if (++skipped > TTRPC_MAX_SKIPPED) {
+                                c->broken = true;
+                                return moat_make_error (err, EPROTO,
+                                                        "%s: more than %d frames that answer no call in progress",
+                                                        method, TTRPC_MAX_SKIPPED);
+                        }
+                        continue;
+                }
                 rsp = ttrpc__response__unpack (NULL, len, buf);
                 if (rsp == NULL)
                         return moat_make_error (err, EPROTO, "%s: cannot decode ttrpc response", method);
@@ -447,9 +464,9 @@ call_locked (struct ttrpc_client *c, const char *service, const char *method, co
 
         if (rsp->status != NULL && rsp->status->code != TTRPC_OK) {
                 int code = rsp->status->code;
-                moat_make_error (err, 0, "%s: %s", method,
-                                 rsp->status->message && rsp->status->message[0] ? rsp->status->message
-                                                                                 : "request failed");
+                /* the peer's words, but never its terminal escapes or megabytes */
+                cleanup_free char *msg = moat_printable (rsp->status->message, -1, MOAT_PEER_TEXT_MAX);
+                moat_make_error (err, 0, "%s: %s", method, msg[0] ? msg : "request failed");
                 (*err)->errno_ = ttrpc_errno_from_code (code);
                 ttrpc__response__free_unpacked (rsp, NULL);
                 return -1;

@@ -118,6 +118,26 @@ xasprintf_r (const char *fmt, ...)
         return out;
 }
 
+char *
+moat_printable (const char *s, ssize_t len, size_t max)
+{
+        size_t n = s == NULL ? 0 : len < 0 ? strlen (s) : (size_t)len;
+        size_t keep = n < max ? n : max, o = 0;
+        char *out = xmalloc (keep * 4 + 48);
+
+        for (size_t i = 0; i < keep; i++) {
+                unsigned char c = s[i];
+                if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')
+                        out[o++] = c;
+                else
+                        o += sprintf (out + o, "\\x%02x", c);
+        }
+        if (keep < n)
+                o += sprintf (out + o, "... (%zu more bytes)", n - keep);
+        out[o] = '\0';
+        return out;
+}
+
 void
 strv_free (char **v)
 {

@@ -86,9 +86,21 @@ struct moat_vsock {
         uint32_t next_port;
         struct rst rstq[RST_QUEUE_SIZE];
         unsigned rst_head, rst_len;
+        uint64_t guest_warnings; /* see GUEST_WARN */
         struct moat_virtq_elem elem;
         bool in_rx;
 };
+
+/* A warning that the guest can cause once per packet (a guest writing on
+ * and on to closed connections, or sending bad packets, would otherwise
+ * write the host's log without end): the first 16 are logged, then only the
+ * 32nd, 64th, 128th... with the count. */
+#define GUEST_WARN(vs, fmt, ...)                                                                                       \
+        do {                                                                                                           \
+                uint64_t n_ = ++(vs)->guest_warnings;                                                                  \
+                if (n_ <= 16 || (n_ & (n_ - 1)) == 0)                                                                  \
+                        moat_log (MOAT_LOG_WARNING, fmt " (guest warning %" PRIu64 ")", ##__VA_ARGS__, n_);            \
+        } while (0)
 
 void
 moat_vsock_hdr_encode (const struct moat_vsock_hdr *h, uint8_t o[MOAT_VSOCK_HDR_SIZE])
@@ -239,7 +251,7 @@ static void
 queue_rst (struct moat_vsock *vs, uint32_t local_port, uint32_t peer_port)
 {
         if (vs->rst_len == RST_QUEUE_SIZE) {
-                moat_log (MOAT_LOG_WARNING, "vsock: RST queue full, dropping RST %u -> %u", local_port, peer_port);
+                GUEST_WARN (vs, "vsock: RST queue full, dropping RST %u -> %u", local_port, peer_port);
                 return;
         }
         struct rst *r = &vs->rstq[(vs->rst_head + vs->rst_len++) % RST_QUEUE_SIZE];
@@ -443,13 +455,13 @@ guest_rw (struct conn *c, const struct moat_virtq_elem *e, uint32_t len)
         if (len == 0)
                 return;
         if (c->guest_shut_send) {
-                moat_log (MOAT_LOG_WARNING, "vsock: port %u: data after SHUTDOWN SEND, resetting", c->local_port);
+                GUEST_WARN (c->vs, "vsock: port %u: data after SHUTDOWN SEND, resetting", c->local_port);
                 teardown (c, true);
                 return;
         }
         if (buffered (c) + len > c->vs->buf_alloc) {
-                moat_log (MOAT_LOG_WARNING, "vsock: port %u: guest exceeded our credit (%zu + %u > %u), resetting",
-                          c->local_port, buffered (c), len, c->vs->buf_alloc);
+                GUEST_WARN (c->vs, "vsock: port %u: guest exceeded our credit (%zu + %u > %u), resetting",
+                            c->local_port, buffered (c), len, c->vs->buf_alloc);
                 teardown (c, true);
                 return;
         }
@@ -475,21 +487,19 @@ handle_tx_packet (struct moat_vsock *vs, const struct moat_virtq_elem *e)
         struct conn *c;
 
         if (e->out_len < MOAT_VSOCK_HDR_SIZE) {
-                moat_log (MOAT_LOG_WARNING, "vsock: tx packet of %" PRIu64 " bytes is shorter than the header",
-                          e->out_len);
+                GUEST_WARN (vs, "vsock: tx packet of %" PRIu64 " bytes is shorter than the header", e->out_len);
                 return;
         }
         moat_iov_to_buf (e->iov, e->out_num, 0, raw, sizeof raw);
         moat_vsock_hdr_decode (raw, &h);
         if (h.src_cid != vs->guest_cid || h.dst_cid != MOAT_VSOCK_HOST_CID) {
-                moat_log (MOAT_LOG_WARNING, "vsock: dropping packet from cid %" PRIu64 " to cid %" PRIu64, h.src_cid,
-                          h.dst_cid);
+                GUEST_WARN (vs, "vsock: dropping packet from cid %" PRIu64 " to cid %" PRIu64, h.src_cid, h.dst_cid);
                 return;
         }
         c = lookup (vs, h.dst_port, h.src_port);
         if (h.type != MOAT_VSOCK_TYPE_STREAM || h.len > e->out_len - MOAT_VSOCK_HDR_SIZE) {
-                moat_log (MOAT_LOG_WARNING, "vsock: bad packet (type %u, len %u of %" PRIu64 ") %u -> %u", h.type,
-                          h.len, e->out_len - MOAT_VSOCK_HDR_SIZE, h.src_port, h.dst_port);
+                GUEST_WARN (vs, "vsock: bad packet (type %u, len %u of %" PRIu64 ") %u -> %u", h.type, h.len,
+                            e->out_len - MOAT_VSOCK_HDR_SIZE, h.src_port, h.dst_port);
                 if (h.op == MOAT_VSOCK_OP_RST)
                         return;
                 if (c)
@@ -571,7 +581,7 @@ handle_tx_packet (struct moat_vsock *vs, const struct moat_virtq_elem *e)
                 c->send_credit_update = true;
                 return;
         default:
-                moat_log (MOAT_LOG_WARNING, "vsock: unknown op %u on port %u, resetting", h.op, c->local_port);
+                GUEST_WARN (vs, "vsock: unknown op %u on port %u, resetting", h.op, c->local_port);
                 teardown (c, true);
                 return;
         }

@@ -6,13 +6,16 @@
 # case must end with `state` saying stopped (or does not exist), a plain
 # delete cleaning everything, and nothing left on the host: processes,
 # mounts, state dirs, cgroups.
-# MOAT_CRASH_ROUNDS sets the rounds of the race stress (default 3).
+# MOAT_CRASH_ROUNDS sets the rounds of the race stress (default 3),
+# MOAT_CRASH_INFLIGHT the creates killed while in flight at once (default 20).
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib.sh
 
 MOAT=${MOAT:-$PWD/build/moat}
 ROUNDS=${MOAT_CRASH_ROUNDS:-3}
+INFLIGHT=${MOAT_CRASH_INFLIGHT:-20}
+SPAN=${MOAT_CRASH_INFLIGHT_SPAN:-40}
 ROOT=$(mktemp -d /tmp/moat-cr.XXXXXX)
 WORK=$(mktemp -d /tmp/moat-cr-work.XXXXXX)
 CGNAME=moat-cr-$$
@@ -334,6 +337,55 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 expect_eq "$ROUNDS race rounds (3 creates; start vs delete; delete --force x2 + kill; delete during create): consistent" 0 "$bad"
 assert_clean "races" $id
+
+# --- 7. kill -9 with many in flight -----------------------------------------
+# INFLIGHT creates at once; create k is killed after k * SPAN / INFLIGHT s
+# (SPAN: MOAT_CRASH_INFLIGHT_SPAN, default 40 s, about what 20 concurrent
+# creates take here), so before its VM, while it boots, while the agent
+# creates the container, or after it finished, and of those that finished, the stand-in, VMM or moat-vsock
+# is killed in turn. Every one must end stopped (or never exist, or be
+# created if the kill came after the create), delete must clean it, and
+# nothing may be left.
+B=$WORK/inflight
+bundle "$B" '.process.args = ["sleep", "30"] | .linux.resources.memory.limit = 67108864'
+cps=()
+for k in $(seq "$INFLIGHT"); do
+    "$MOAT" --root "$ROOT" create -b "$B" cr-fl-$k </dev/null >/dev/null 2>"$WORK/fl-$k.err" &
+    cps+=($!)
+done
+t0=$SECONDS
+for k in $(seq "$INFLIGHT"); do
+    sleep "$(awk -v s="$SPAN" -v n="$INFLIGHT" 'BEGIN {print s / n}')"
+    kill -KILL "${cps[$((k - 1))]}" 2>/dev/null
+done
+for p in "${cps[@]}"; do { wait "$p"; } 2>/dev/null; done
+victims=(pid vmmPid vsockdPid)
+bad=0 created=0 stopped=0 none=0
+for k in $(seq "$INFLIGHT"); do
+    id=cr-fl-$k
+    s=$(st $id status)
+    case $s in
+    created)
+        created=$((created + 1))
+        v=${victims[$((k % 3))]}
+        kill -KILL "$(sj $id "$v")" 2>/dev/null
+        wait_for 10 is_status $id stopped
+        s2=$(st $id status)
+        [ "$s2" = stopped ] || { bad=$((bad + 1)); diag "$id: created, $v killed: status $s2"; }
+        out=$(moat delete $id 2>&1) || { bad=$((bad + 1)); diag "$id: delete after $v killed: $out"; }
+        ;;
+    stopped)
+        stopped=$((stopped + 1))
+        out=$(moat delete $id 2>&1) || { bad=$((bad + 1)); diag "$id: delete: $out"; }
+        ;;
+    "") none=$((none + 1)) ;;
+    *) bad=$((bad + 1)); diag "$id: status '$s' after its create was killed" ;;
+    esac
+    l=$(leftovers $id)
+    if [ -n "$l" ]; then bad=$((bad + 1)); diag "$id ($s): left behind:$l"; moat delete --force $id >/dev/null 2>&1; fi
+done
+diag "$INFLIGHT in flight: $none never existed, $stopped stopped, $created created (then a process killed); $((SECONDS - t0)) s"
+expect_eq "$INFLIGHT creates in flight killed at staggered times: each stopped, created or gone, delete cleans" 0 "$bad"
 
 left=$(pgrep -f "$ROOT/" | wc -l)
 expect_eq "no moat process left" 0 "$left"
