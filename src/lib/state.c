@@ -81,16 +81,24 @@ moat_state_create (const char *root, const char *id, int *lock_fd, moat_error_t 
 
         if (moat_state_validate_id (id, err) < 0)
                 return -1;
-        if (mkdir_p (root, 0700, err) < 0)
-                return moat_error_wrap (err, "state root");
         dir = moat_state_dir (root, id);
-        if (mkdir (dir, 0700) < 0) {
-                if (errno == EEXIST) {
+        /* (again if the root went meanwhile: the containerd shim removes
+         * its namespace's root once it is empty) */
+        for (int i = 0;; i++) {
+                int e;
+                if (mkdir_p (root, 0700, err) < 0)
+                        return moat_error_wrap (err, "state root");
+                if (mkdir (dir, 0700) == 0)
+                        break;
+                e = errno;
+                if (e == ENOENT && i < 3)
+                        continue;
+                if (e == EEXIST) {
                         moat_make_error (err, 0, "container \"%s\" already exists", id);
                         (*err)->errno_ = EEXIST; /* for callers; the message needs no strerror */
                         return -1;
                 }
-                return moat_make_error (err, errno, "mkdir %s", dir);
+                return moat_make_error (err, e, "mkdir %s", dir);
         }
         /* Only create makes the lock file (O_EXCL: it is ours). Another
          * command may open it and lock it first: it finds no state.json

@@ -46,6 +46,7 @@ shim_delete (const struct shim_opts *o, moat_error_t *err)
         cg = shim_pod_cgroup (root, o->id); /* read before the state goes */
         if (moat_container_delete (&ctx, o->id, true, &e) < 0)
                 fprintf (stderr, "%s: delete %s: %s\n", SHIM_NAME, o->id, e->msg);
+        rmdir (root); /* empty once the namespace has no task left */
         /* the cgroup a killed shim of the pod was in (podcg.c) */
         if (cg && moat_hostcg_remove (cg, 500, &e2) < 0)
                 fprintf (stderr, "%s: remove %s: %s\n", SHIM_NAME, cg, e2->msg);

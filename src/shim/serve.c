@@ -223,6 +223,9 @@ shim_serve (const struct shim_opts *o, int lfd, moat_error_t *err)
                 usleep (10000);
         /* the last events (a delete) before we go */
         shim_events_close (s.events, 5000);
+        /* the namespace's state root goes once no shim of it has a task */
+        if (rmdir (s.root) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+                moat_debug ("remove %s: %s", s.root, strerror (errno));
         free (s.root);
         return 0;
 }
