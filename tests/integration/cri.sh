@@ -109,7 +109,7 @@ group_pod() {
         awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$s/cgroup"
     done | sort -u | tr '\n' ' ')
     if [ "$(kernel_model "$h")" = vm ]; then
-        pass_if "$h: the pod's shim runs under its cgroup_parent ($shimcg)" grep -q "^${CG}/$a/moat-shim-$p " <<<"$shimcg"
+        pass_if "$h: the pod's shim runs under its cgroup_parent ($shimcg)" grep -qw -- "${CG}/$a/moat-shim-$p" <<<"$shimcg"
     else
         diag "$h: the shim's memory cgroup: $shimcg"
     fi
@@ -374,7 +374,9 @@ pod_left() {
     # any process naming the pod or a container (a VMM, moat-vsock, a
     # stand-in, a shim) and moat's state of them
     for id in $p ${CIDS[$h-$n]:-}; do
-        pgrep -f -- "$id" >/dev/null && left="$left process:${id:0:12}($(pgrep -f -- "$id" | tr '\n' , | sed 's/,$//'))"
+        pgrep -f -- "$id" >/dev/null && left="$left process:${id:0:12}($(for q in $(pgrep -f -- "$id"); do
+            printf '%s[%s] ' "$q" "$(tr '\0' ' ' <"/proc/$q/cmdline" 2>/dev/null | sed "s/$p/POD/g; s/$id/ID/g" | cut -c1-90)"
+        done))"
         [ -e "/run/moat-shim/k8s.io/$id" ] && left="$left moat-state:${id:0:12}"
     done
     cgs=""
@@ -393,11 +395,18 @@ new_pod() {
     P=$(cri runp "$D/pods/$h-$n.json" --handler "$h") || return 1
     record_pod "$h-$n" "$P" "$ports0"
 }
-# rm_pod H N: StopPodSandbox + RemovePodSandbox of pod H-N; prints what is left
+# rm_pod H N [WAIT]: StopPodSandbox + RemovePodSandbox of pod H-N; prints
+# what is left (after up to WAIT seconds for it to go: after a fault,
+# containerd cleans up behind a dead shim while the CRI calls return)
 rm_pod() {
-    local h=$1 n=$2 p=${POD[$1-$2]}
+    local h=$1 n=$2 p=${POD[$1-$2]} wait=${3:-0} left i
     cri stopp "$p" && cri rmp "$p" || echo "RemovePodSandbox-failed"
-    pod_left "$h" "$n" "$p"
+    for ((i = 0; ; i++)); do
+        left=$(pod_left "$h" "$n" "$p")
+        [ -z "${left# }" ] || [ "$i" -ge "$((wait * 2))" ] && break
+        sleep 0.5
+    done
+    echo "$left"
 }
 SLEEPER='trap "exit 0" TERM; sleep 3600 & wait'
 
@@ -418,7 +427,7 @@ group_faults() {
         [ -n "$shim" ] && kill -KILL $shim
         both_exited() { is_state "$c1" CONTAINER_EXITED && is_state "$c2" CONTAINER_EXITED; }
         pass_if "$h: shim killed mid-pod: both containers report CONTAINER_EXITED" wait_until 60 both_exited
-        left=$(rm_pod "$h" $n)
+        left=$(rm_pod "$h" $n 30)
         if [ "$h" = runc ] && [[ $left == *" shim-socket:"* ]]; then
             # containerd 1.6's runc shim leaves its socket when it is
             # killed (its delete does not remove it); moat's removes it
@@ -442,7 +451,7 @@ group_faults() {
         pass_if "$h: VMM killed: the pod's container reports CONTAINER_EXITED" wait_until 60 is_state "$c1" CONTAINER_EXITED
         notready() { [ "$(cri pstatus "$P" | jq -r .status.state)" = SANDBOX_NOTREADY ]; }
         pass_if "$h: VMM killed: the pod is SANDBOX_NOTREADY" wait_until 60 notready
-        left=$(rm_pod "$h" $n)
+        left=$(rm_pod "$h" $n 30)
         expect "$h: VMM killed: the pod is removed and nothing is left" "" "${left# }"
     fi
     # containerd restarted while a pod runs: it reconnects to the shim
