@@ -23,17 +23,7 @@ scripts/mkbundle.sh "$work/idle" >/dev/null
 jq '.process.args = ["sh", "-c", "trap \"\" USR1; while :; do sleep 1; done"] | .process.terminal = false' \
     "$work/idle/config.json" >"$work/c" && mv "$work/c" "$work/idle/config.json"
 
-MOAT=${MOAT:-$PWD/build/moat}
-rt_moat() { "$MOAT" --root "$work/moat" "$@"; }
-rt_runc() { runc --root "$work/runc" "$@"; }
-CRUN_WRAP=0
-rt_crun() {
-    if [ $CRUN_WRAP = 1 ]; then
-        unshare -m --propagation private -- sh -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' crun --root "$work/crun" "$@"
-    else
-        crun --root "$work/crun" "$@"
-    fi
-}
+source bench/lib.sh
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
 
@@ -55,10 +45,7 @@ for r in moat crun runc; do
     moat) [ -x "$MOAT" ] || { echo "moat   not built"; continue; } ;;
     *) command -v $r >/dev/null || { echo "$r not installed"; continue; } ;;
     esac
-    if [ $r = crun ] && ! rt_crun run -b "$work/true" bench-run </dev/null >"$work/crun.out" 2>&1; then
-        grep -q 'hybrid mode' "$work/crun.out" && CRUN_WRAP=1
-        rt_crun delete --force bench-run >/dev/null 2>&1
-    fi
+    [ $r = crun ] && crun_probe "$work/true"
     run_true=$(mean_ms "$runs" rt_$r run -b "$work/true" bench-run) || run_true=fail
     rt_$r delete --force bench-run >/dev/null 2>&1
     if ! rt_$r run -d -b "$work/idle" bench-idle </dev/null >/dev/null 2>"$work/$r.err"; then

@@ -21,7 +21,6 @@ runs=${1:-5}
 sizes=${2:-1 5 10}
 [ "$runs" -ge 5 ] || runs=5
 work=$(mktemp -d /tmp/moat-bench-start.XXXXXX)
-MOAT=${MOAT:-$PWD/build/moat}
 export MOAT_HYPERVISOR=${MOAT_HYPERVISOR:-qemu}
 cleanup() {
     local r id
@@ -39,16 +38,7 @@ scripts/mkbundle.sh "$work/idle" >/dev/null
 jq '.process.args = ["sh", "-c", "while :; do sleep 100; done"] | .process.terminal = false' \
     "$work/idle/config.json" >"$work/c" && mv "$work/c" "$work/idle/config.json"
 
-rt_moat() { "$MOAT" --root "$work/moat" "$@"; }
-rt_runc() { runc --root "$work/runc" "$@"; }
-CRUN_WRAP=0
-rt_crun() {
-    if [ $CRUN_WRAP = 1 ]; then
-        unshare -m --propagation private -- sh -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' crun --root "$work/crun" "$@"
-    else
-        crun --root "$work/crun" "$@"
-    fi
-}
+source bench/lib.sh
 
 # median_ms N COMMAND...: median wall time of N runs (output dropped)
 median_ms() {
@@ -111,10 +101,7 @@ else
 fi
 for r in crun runc; do
     command -v $r >/dev/null || { printf '%-16s %10s\n' $r "not installed"; continue; }
-    if [ $r = crun ] && ! rt_crun run -b "$work/true" bench-run </dev/null >"$work/crun.out" 2>&1; then
-        grep -q 'hybrid mode' "$work/crun.out" && CRUN_WRAP=1
-        rt_crun delete --force bench-run >/dev/null 2>&1
-    fi
+    [ $r = crun ] && crun_probe "$work/true"
     t=$(median_ms "$runs" rt_$r run -b "$work/true" bench-run) || t=fail
     rt_$r delete --force bench-run >/dev/null 2>&1
     printf '%-16s %10s\n' $r "$t"

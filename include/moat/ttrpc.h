@@ -14,6 +14,9 @@
 #include "moat/error.h"
 
 #define TTRPC_HEADER_LEN 10
+
+/* Writes a frame header: length and stream id big-endian, type, flags. */
+void ttrpc_header_pack (uint8_t h[TTRPC_HEADER_LEN], uint32_t len, uint32_t stream_id, uint8_t type, uint8_t flags);
 #define TTRPC_MAX_MESSAGE (4u << 20)
 #define TTRPC_TYPE_REQUEST 1
 #define TTRPC_TYPE_RESPONSE 2

@@ -99,6 +99,21 @@ ttrpc_errno_from_code (int code)
         }
 }
 
+void
+ttrpc_header_pack (uint8_t h[TTRPC_HEADER_LEN], uint32_t len, uint32_t stream_id, uint8_t type, uint8_t flags)
+{
+        h[0] = len >> 24;
+        h[1] = len >> 16;
+        h[2] = len >> 8;
+        h[3] = len;
+        h[4] = stream_id >> 24;
+        h[5] = stream_id >> 16;
+        h[6] = stream_id >> 8;
+        h[7] = stream_id;
+        h[8] = type;
+        h[9] = flags;
+}
+
 /* --- low-level I/O with an optional deadline (ms on the monotonic clock, <0 = none) --- */
 
 static int
@@ -181,16 +196,7 @@ write_frame_deadline (int fd, uint32_t stream_id, uint8_t type, uint8_t flags, c
                 return moat_make_error (err, EMSGSIZE, "ttrpc: message of %zu bytes exceeds the maximum of %u", len,
                                         TTRPC_MAX_MESSAGE);
         frame = xmalloc (TTRPC_HEADER_LEN + len);
-        frame[0] = len >> 24;
-        frame[1] = len >> 16;
-        frame[2] = len >> 8;
-        frame[3] = len;
-        frame[4] = stream_id >> 24;
-        frame[5] = stream_id >> 16;
-        frame[6] = stream_id >> 8;
-        frame[7] = stream_id;
-        frame[8] = type;
-        frame[9] = flags;
+        ttrpc_header_pack (frame, len, stream_id, type, flags);
         if (len)
                 memcpy (frame + TTRPC_HEADER_LEN, buf, len);
         if (write_deadline (fd, frame, TTRPC_HEADER_LEN + len, deadline, &done) < 0) {

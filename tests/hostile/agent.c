@@ -212,16 +212,7 @@ fill_random (uint8_t *buf, size_t n)
 static void
 header (uint8_t *h, uint32_t len, uint32_t id, uint8_t type)
 {
-        h[0] = len >> 24;
-        h[1] = len >> 16;
-        h[2] = len >> 8;
-        h[3] = len;
-        h[4] = id >> 24;
-        h[5] = id >> 16;
-        h[6] = id >> 8;
-        h[7] = id;
-        h[8] = type;
-        h[9] = 0;
+        ttrpc_header_pack (h, len, id, type, 0);
 }
 
 static uint8_t *
