@@ -59,7 +59,7 @@ moat_qmp_cmd (int fd, const char *json, int64_t deadline_ms, char **reply, moat_
                 return moat_make_error (err, errno, "qmp: send %s", json);
         for (;;) {
                 if (read_line (fd, line, deadline_ms, err) < 0)
-                        return moat_error_wrap (err, json);
+                        return moat_error_wrap (err, "%s", json);
                 if (strncmp (line, "{\"return\"", 9) == 0) {
                         if (reply)
                                 *reply = steal_pointer (&line);
