@@ -583,6 +583,9 @@ moat_sandbox_join (const struct moat_sandbox_opts *o, const char *sandbox_id, st
         if (moat_state_create (o->root, o->id, &sb->lock_fd, err) < 0)
                 goto fail;
         sb->state_created = true;
+        /* first: from here on a failure's teardown is a pod container's,
+         * which leaves the sandbox's VM alone */
+        sb->state.sandbox = xstrdup (sandbox_id);
         sb->dir = moat_state_dir (o->root, o->id);
         sb->vsock_socket = xstrdup (h->vsock_socket);
         sb->console_log = h->console_log ? xstrdup (h->console_log) : xstrdup ("");
@@ -591,7 +594,6 @@ moat_sandbox_join (const struct moat_sandbox_opts *o, const char *sandbox_id, st
         sb->state.hypervisor = h->hypervisor ? xstrdup (h->hypervisor) : NULL;
         sb->state.vmm_pid = h->vmm_pid;
         sb->state.vmm_start = h->vmm_start;
-        sb->state.sandbox = xstrdup (sandbox_id);
         share_dir = xasprintf_r ("%s/shared", h->dir);
         sb->state.share_dir = xstrdup (share_dir);
         if (moat_sandbox_save_state (sb, err) < 0)
